@@ -1,0 +1,72 @@
+from django.contrib import admin
+
+from events.models import Event, EventParticipant, Evidence, Place, Source, Statement
+
+
+class EvidenceInline(admin.TabularInline):
+    """Evidence spans of an event, statement or affiliation; at least one."""
+
+    model = Evidence
+    fields = ["source", "start", "end", "quote"]
+    autocomplete_fields = ["source"]
+    extra = 0
+    min_num = 1
+
+    def get_formset(self, request, obj=None, **kwargs):
+        # The admin passes min_num but not validate_min to the formset factory.
+        return super().get_formset(request, obj, validate_min=True, **kwargs)
+
+
+class EventParticipantInline(admin.TabularInline):
+    model = EventParticipant
+    autocomplete_fields = ["actor"]
+    extra = 0
+
+
+@admin.register(Source)
+class SourceAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "publisher", "published_on", "language", "id"]
+    list_filter = ["language", "published_on"]
+    search_fields = ["title", "publisher", "url", "text"]
+    readonly_fields = ["sha256", "created_at", "updated_at"]
+
+
+@admin.register(Place)
+class PlaceAdmin(admin.ModelAdmin):
+    list_display = ["name", "kind", "country", "id"]
+    list_filter = ["kind", "country"]
+    search_fields = ["name", "slug"]
+    prepopulated_fields = {"slug": ["name"]}
+
+
+@admin.register(Event)
+class EventAdmin(admin.ModelAdmin):
+    list_display = ["title", "type", "status", "date_display", "place", "review_status", "id"]
+    list_filter = ["type", "status", "review_status", "date_precision", "place__country"]
+    list_select_related = ["place"]
+    search_fields = ["title", "summary", "evidence__quote"]
+    autocomplete_fields = ["place"]
+    date_hierarchy = "date_end"
+    inlines = [EventParticipantInline, EvidenceInline]
+
+    @admin.display(description="date", ordering="date_start")
+    def date_display(self, event: Event) -> str:
+        return event.date_display
+
+
+@admin.register(Statement)
+class StatementAdmin(admin.ModelAdmin):
+    list_display = ["speaker", "kind", "short_content", "date_display", "review_status", "id"]
+    list_filter = ["kind", "stance", "review_status"]
+    list_select_related = ["speaker"]
+    search_fields = ["content", "quote", "speaker__name", "evidence__quote"]
+    autocomplete_fields = ["speaker", "targets", "about_actors", "about_events"]
+    inlines = [EvidenceInline]
+
+    @admin.display(description="content")
+    def short_content(self, statement: Statement) -> str:
+        return statement.content[:80]
+
+    @admin.display(description="date", ordering="date_start")
+    def date_display(self, statement: Statement) -> str:
+        return statement.date_display

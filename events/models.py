@@ -1,0 +1,537 @@
+"""Events, statements and what they rest on: sources, evidence spans and places.
+
+The event vocabulary is documented in docs/vocabulary.md; its version is kept
+with every event (`vocabulary_version`).
+"""
+
+import datetime
+import hashlib
+
+from django.contrib.postgres.fields import ArrayField
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.db import models
+from django.db.models import F, Q
+
+COUNTRY_CODE_RE = r"^[A-Z]{3}$"
+country_code_validator = RegexValidator(
+    COUNTRY_CODE_RE, "Use an ISO 3166-1 alpha-3 code in capitals, such as ARM (or IGO, EUR)."
+)
+
+EVENT_VOCABULARY = "PLOVER"
+EVENT_VOCABULARY_VERSION = "el-plover-1.0"
+
+
+class DatePrecision(models.TextChoices):
+    DAY = "day", "Day"
+    MONTH = "month", "Month"
+    YEAR = "year", "Year"
+    DECADE = "decade", "Decade"
+    UNKNOWN = "unknown", "Unknown"
+
+
+def format_date(day: datetime.date, precision: str) -> str:
+    """Render one date at a precision: "2023", "Sep 2023", "1990s", "9 Nov 2023"."""
+    if precision == DatePrecision.YEAR:
+        return str(day.year)
+    if precision == DatePrecision.MONTH:
+        return day.strftime("%b %Y")
+    if precision == DatePrecision.DECADE:
+        return f"{day.year // 10 * 10}s"
+    return f"{day.day} {day:%b %Y}"
+
+
+def format_interval(start: datetime.date | None, end: datetime.date | None, precision: str) -> str:
+    """Render a dated interval at its precision: "2023", "Sep 2023", "before 9 Nov 2023"."""
+    if start is None and end is None:
+        return "date unknown"
+    if start is None:
+        return f"before {format_date(end, precision)}"
+    if end is None:
+        word = "after" if precision == DatePrecision.UNKNOWN else "since"
+        return f"{word} {format_date(start, precision)}"
+    first, last = format_date(start, precision), format_date(end, precision)
+    if precision == DatePrecision.UNKNOWN:
+        return f"between {first} and {last}"
+    return first if first == last else f"{first} – {last}"
+
+
+class DatedInterval(models.Model):
+    """A time span with a precision, as UCDP and Wikibase model it.
+
+    The record lies within [date_start, date_end]. An empty start means the
+    source gives no lower bound ("before 9 Nov 2023"); an empty end means no
+    upper bound (still going on, or "after ..."). At least one bound is known.
+    With year precision the bounds are whole years, with month precision whole
+    months, so a reader never mistakes a placeholder day for a fact.
+    """
+
+    date_start = models.DateField(null=True, blank=True)
+    date_end = models.DateField(null=True, blank=True)
+    date_precision = models.CharField(
+        max_length=10, choices=DatePrecision.choices, default=DatePrecision.DAY
+    )
+
+    class Meta:
+        abstract = True
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(date_start__isnull=True)
+                | Q(date_end__isnull=True)
+                | Q(date_start__lte=F("date_end")),
+                name="%(app_label)s_%(class)s_date_order",
+            ),
+            models.CheckConstraint(
+                condition=Q(date_start__isnull=False) | Q(date_end__isnull=False),
+                name="%(app_label)s_%(class)s_date_bounded",
+            ),
+            models.CheckConstraint(
+                condition=Q(date_precision__in=DatePrecision.values),
+                name="%(app_label)s_%(class)s_precision_valid",
+            ),
+            models.CheckConstraint(
+                condition=~Q(date_precision__in=[DatePrecision.MONTH, DatePrecision.YEAR])
+                | Q(date_start__isnull=True)
+                | Q(date_start__day=1),
+                name="%(app_label)s_%(class)s_start_whole_period",
+            ),
+            models.CheckConstraint(
+                condition=~Q(date_precision=DatePrecision.YEAR)
+                | (
+                    (Q(date_start__isnull=True) | Q(date_start__month=1))
+                    & (Q(date_end__isnull=True) | (Q(date_end__month=12) & Q(date_end__day=31)))
+                ),
+                name="%(app_label)s_%(class)s_year_whole",
+            ),
+        ]
+
+    @property
+    def date_display(self) -> str:
+        return format_interval(self.date_start, self.date_end, self.date_precision)
+
+
+class Source(models.Model):
+    """A document facts come from. Its full text is kept so that every evidence
+    span stays checkable; `sha256` is the hex digest of the UTF-8 text, kept
+    current by a database trigger whatever path writes the row. The text cannot
+    change while evidence points into it (also enforced by a trigger).
+    """
+
+    title = models.CharField(max_length=500, blank=True)
+    publisher = models.CharField(max_length=200, blank=True)
+    url = models.URLField(max_length=2000, blank=True)
+    published_on = models.DateField(null=True, blank=True)
+    language = models.CharField(max_length=35, default="en", help_text="BCP 47 tag, e.g. en.")
+    text = models.TextField()
+    sha256 = models.CharField(max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-published_on", "id"]
+        constraints = [
+            models.CheckConstraint(condition=~Q(text=""), name="events_source_text_not_empty"),
+        ]
+
+    def __str__(self) -> str:
+        label = self.title or self.text[:60]
+        return f"{label} ({self.published_on})" if self.published_on else label
+
+    def save(self, *args, **kwargs) -> None:
+        self.sha256 = self.digest(self.text)
+        super().save(*args, **kwargs)
+
+    @staticmethod
+    def digest(text: str) -> str:
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class PlaceKind(models.TextChoices):
+    COUNTRY = "country", "Country"
+    REGION = "region", "Region"
+    CITY = "city", "City or town"
+    BORDER = "border", "Border area"
+    SITE = "site", "Site"
+    WATER = "water", "Body of water"
+    OTHER = "other", "Other"
+
+
+class Place(models.Model):
+    """A named location. Coordinates are optional, but given together."""
+
+    slug = models.SlugField(max_length=100, unique=True)
+    name = models.CharField(max_length=300)
+    kind = models.CharField(max_length=20, choices=PlaceKind.choices)
+    country = models.CharField(max_length=3, blank=True, validators=[country_code_validator])
+    latitude = models.DecimalField(
+        max_digits=9,
+        decimal_places=6,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(-90), MaxValueValidator(90)],
+    )
+    longitude = models.DecimalField(
+        max_digits=9,
+        decimal_places=6,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(-180), MaxValueValidator(180)],
+    )
+    geonames_id = models.PositiveIntegerField(null=True, blank=True, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(kind__in=PlaceKind.values), name="events_place_kind_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(country="") | Q(country__regex=COUNTRY_CODE_RE),
+                name="events_place_country_alpha3",
+            ),
+            models.CheckConstraint(
+                condition=Q(latitude__isnull=True, longitude__isnull=True)
+                | Q(
+                    latitude__gte=-90,
+                    latitude__lte=90,
+                    longitude__gte=-180,
+                    longitude__lte=180,
+                ),
+                name="events_place_coordinates_valid",
+            ),
+            models.CheckConstraint(condition=~Q(name=""), name="events_place_name_not_empty"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class EventType(models.TextChoices):
+    """PLOVER's sixteen event types, plus DISSOLVE (see docs/vocabulary.md)."""
+
+    AGREE = "AGREE", "Agree"
+    CONSULT = "CONSULT", "Consult"
+    SUPPORT = "SUPPORT", "Support"
+    CONCEDE = "CONCEDE", "Concede"
+    COOPERATE = "COOPERATE", "Cooperate"
+    AID = "AID", "Aid"
+    RETREAT = "RETREAT", "Retreat"
+    REQUEST = "REQUEST", "Request"
+    ACCUSE = "ACCUSE", "Accuse"
+    REJECT = "REJECT", "Reject"
+    THREATEN = "THREATEN", "Threaten"
+    PROTEST = "PROTEST", "Protest"
+    SANCTION = "SANCTION", "Sanction"
+    MOBILIZE = "MOBILIZE", "Mobilize"
+    COERCE = "COERCE", "Coerce"
+    ASSAULT = "ASSAULT", "Assault"
+    DISSOLVE = "DISSOLVE", "Dissolve"
+
+
+class QuadClass(models.TextChoices):
+    VERBAL_COOPERATION = "verbal_cooperation", "Verbal cooperation"
+    MATERIAL_COOPERATION = "material_cooperation", "Material cooperation"
+    VERBAL_CONFLICT = "verbal_conflict", "Verbal conflict"
+    MATERIAL_CONFLICT = "material_conflict", "Material conflict"
+
+
+QUAD_CLASS = {
+    EventType.AGREE: QuadClass.VERBAL_COOPERATION,
+    EventType.CONSULT: QuadClass.VERBAL_COOPERATION,
+    EventType.SUPPORT: QuadClass.VERBAL_COOPERATION,
+    EventType.CONCEDE: QuadClass.VERBAL_COOPERATION,
+    EventType.COOPERATE: QuadClass.MATERIAL_COOPERATION,
+    EventType.AID: QuadClass.MATERIAL_COOPERATION,
+    EventType.RETREAT: QuadClass.MATERIAL_COOPERATION,
+    EventType.REQUEST: QuadClass.VERBAL_CONFLICT,
+    EventType.ACCUSE: QuadClass.VERBAL_CONFLICT,
+    EventType.REJECT: QuadClass.VERBAL_CONFLICT,
+    EventType.THREATEN: QuadClass.VERBAL_CONFLICT,
+    EventType.PROTEST: QuadClass.MATERIAL_CONFLICT,
+    EventType.SANCTION: QuadClass.MATERIAL_CONFLICT,
+    EventType.MOBILIZE: QuadClass.MATERIAL_CONFLICT,
+    EventType.COERCE: QuadClass.MATERIAL_CONFLICT,
+    EventType.ASSAULT: QuadClass.MATERIAL_CONFLICT,
+}
+
+
+class EventContext(models.TextChoices):
+    """Why an event happened, or what it is about; an event may have several."""
+
+    MILITARY = "military", "Military"
+    SECURITY = "security", "Security"
+    DIPLOMATIC = "diplomatic", "Diplomatic"
+    TERRITORY = "territory", "Territory"
+    POLITICAL = "political", "Political"
+    ECONOMIC = "economic", "Economic"
+    INFRASTRUCTURE = "infrastructure", "Infrastructure"
+    HUMANITARIAN = "humanitarian", "Humanitarian"
+    HUMAN_RIGHTS = "human_rights", "Human rights"
+    ETHNIC = "ethnic", "Ethnic"
+    HISTORICAL = "historical", "Historical"
+
+
+class EventStatus(models.TextChoices):
+    OCCURRED = "occurred", "Occurred"
+    ONGOING = "ongoing", "Ongoing"
+    PLANNED = "planned", "Planned"
+    HYPOTHETICAL = "hypothetical", "Hypothetical"
+    NEGATED = "negated", "Negated (reported as not happening)"
+
+
+class ReviewStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    REVIEWED = "reviewed", "Reviewed"
+
+
+class EventQuerySet(models.QuerySet):
+    def involving(self, actor) -> "EventQuerySet":
+        """Events in which `actor` takes part in any role."""
+        return self.filter(participants__actor=actor).distinct()
+
+
+class Event(DatedInterval):
+    """Who did what to whom, when and where, as reported by its evidence.
+
+    For an ongoing event, `date_end` is the last date it was reported as still
+    going on. Every event cites at least one evidence span: a deferred
+    constraint trigger checks this when the transaction commits.
+    """
+
+    type = models.CharField(max_length=20, choices=EventType.choices)
+    mode = models.SlugField(
+        max_length=50, blank=True, help_text="How it was done, e.g. invasion, summons."
+    )
+    context = ArrayField(
+        models.CharField(max_length=20, choices=EventContext.choices),
+        default=list,
+        blank=True,
+        help_text="Why it happened or what it is about; several values allowed.",
+    )
+    vocabulary_version = models.CharField(max_length=30, default=EVENT_VOCABULARY_VERSION)
+    status = models.CharField(
+        max_length=20, choices=EventStatus.choices, default=EventStatus.OCCURRED
+    )
+    title = models.CharField(max_length=300)
+    summary = models.TextField(blank=True)
+    place = models.ForeignKey(
+        Place, on_delete=models.PROTECT, null=True, blank=True, related_name="events"
+    )
+    place_text = models.CharField(
+        max_length=300, blank=True, help_text="The place as the source writes it."
+    )
+    review_status = models.CharField(
+        max_length=10, choices=ReviewStatus.choices, default=ReviewStatus.DRAFT
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = EventQuerySet.as_manager()
+
+    class Meta(DatedInterval.Meta):
+        ordering = ["date_start", "id"]
+        constraints = [
+            *DatedInterval.Meta.constraints,
+            models.CheckConstraint(
+                condition=Q(type__in=EventType.values), name="events_event_type_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=EventStatus.values), name="events_event_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(review_status__in=ReviewStatus.values),
+                name="events_event_review_status_valid",
+            ),
+            models.CheckConstraint(condition=~Q(title=""), name="events_event_title_not_empty"),
+            models.CheckConstraint(
+                condition=Q(context__contained_by=EventContext.values),
+                name="events_event_context_valid",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["date_start", "id"], name="events_event_date_id"),
+            models.Index(fields=["type", "date_start"], name="events_event_type_date"),
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+    @property
+    def quad_class(self) -> str | None:
+        return QUAD_CLASS.get(self.type)
+
+    @property
+    def date_display(self) -> str:
+        if self.status == EventStatus.ONGOING and self.date_end is not None:
+            as_of = f"ongoing as of {format_date(self.date_end, DatePrecision.DAY)}"
+            if self.date_start is None:
+                return as_of
+            return f"since {format_date(self.date_start, self.date_precision)}, {as_of}"
+        return super().date_display
+
+
+class ParticipantRole(models.TextChoices):
+    INITIATOR = "initiator", "Initiator"
+    TARGET = "target", "Target"
+    MEDIATOR = "mediator", "Mediator"
+    PARTICIPANT = "participant", "Participant"
+
+
+class EventParticipant(models.Model):
+    """An actor taking part in an event in one role."""
+
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="participants")
+    actor = models.ForeignKey(
+        "actors.Actor", on_delete=models.PROTECT, related_name="participations"
+    )
+    role = models.CharField(max_length=20, choices=ParticipantRole.choices)
+
+    class Meta:
+        ordering = ["event_id", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["event", "actor", "role"], name="events_participant_unique"
+            ),
+            models.CheckConstraint(
+                condition=Q(role__in=ParticipantRole.values), name="events_participant_role_valid"
+            ),
+        ]
+        indexes = [models.Index(fields=["actor", "role"], name="events_participant_actor_role")]
+
+    def __str__(self) -> str:
+        return f"{self.actor} ({self.role})"
+
+
+class StatementKind(models.TextChoices):
+    CLAIM = "claim", "Claim"
+    ASSESSMENT = "assessment", "Assessment"
+    DEMAND = "demand", "Demand or call"
+    APPEAL = "appeal", "Appeal"
+    CONCERN = "concern", "Concern"
+    CRITICISM = "criticism", "Criticism"
+    ACKNOWLEDGEMENT = "acknowledgement", "Acknowledgement"
+    DENIAL = "denial", "Denial"
+    THREAT = "threat", "Threat"
+    PROMISE = "promise", "Promise"
+
+
+class Stance(models.TextChoices):
+    SUPPORTIVE = "supportive", "Supportive"
+    NEUTRAL = "neutral", "Neutral"
+    CRITICAL = "critical", "Critical"
+
+
+class Statement(DatedInterval):
+    """What an actor said, as reported speech: the speaker, the kind of speech
+    act, a paraphrase, and the verbatim words when the source quotes them.
+    Every statement cites at least one evidence span (checked at commit).
+    """
+
+    speaker = models.ForeignKey("actors.Actor", on_delete=models.PROTECT, related_name="statements")
+    kind = models.CharField(max_length=20, choices=StatementKind.choices)
+    content = models.TextField(help_text="What was said, paraphrased.")
+    quote = models.TextField(blank=True, help_text="The speaker's verbatim words, when quoted.")
+    stance = models.CharField(max_length=10, choices=Stance.choices, blank=True)
+    targets = models.ManyToManyField(
+        "actors.Actor",
+        blank=True,
+        related_name="statements_addressed",
+        help_text="Whom the statement is addressed to or aimed at.",
+    )
+    about_actors = models.ManyToManyField(
+        "actors.Actor", blank=True, related_name="statements_about"
+    )
+    about_events = models.ManyToManyField(Event, blank=True, related_name="statements")
+    review_status = models.CharField(
+        max_length=10, choices=ReviewStatus.choices, default=ReviewStatus.DRAFT
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta(DatedInterval.Meta):
+        ordering = ["date_start", "id"]
+        constraints = [
+            *DatedInterval.Meta.constraints,
+            models.CheckConstraint(
+                condition=Q(kind__in=StatementKind.values), name="events_statement_kind_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(stance="") | Q(stance__in=Stance.values),
+                name="events_statement_stance_valid",
+            ),
+            models.CheckConstraint(
+                condition=~Q(content=""), name="events_statement_content_not_empty"
+            ),
+            models.CheckConstraint(
+                condition=Q(review_status__in=ReviewStatus.values),
+                name="events_statement_review_status_valid",
+            ),
+        ]
+        indexes = [models.Index(fields=["date_start", "id"], name="events_statement_date_id")]
+
+    def __str__(self) -> str:
+        return f"{self.speaker}: {self.content[:80]}"
+
+
+class Evidence(models.Model):
+    """A span of a source's text cited by exactly one event, statement or
+    affiliation. `quote == source.text[start:end]` always holds: a database
+    trigger refuses any row where it does not.
+    """
+
+    source = models.ForeignKey(Source, on_delete=models.PROTECT, related_name="evidence")
+    start = models.PositiveIntegerField(help_text="Offset of the first character (0-based).")
+    end = models.PositiveIntegerField(help_text="Offset just past the last character.")
+    quote = models.TextField()
+    event = models.ForeignKey(
+        Event, on_delete=models.CASCADE, null=True, blank=True, related_name="evidence"
+    )
+    statement = models.ForeignKey(
+        Statement, on_delete=models.CASCADE, null=True, blank=True, related_name="evidence"
+    )
+    affiliation = models.ForeignKey(
+        "actors.Affiliation",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="evidence",
+    )
+
+    class Meta:
+        ordering = ["source_id", "start", "end", "id"]
+        verbose_name_plural = "evidence"
+        constraints = [
+            models.CheckConstraint(condition=Q(start__lt=F("end")), name="events_evidence_span"),
+            models.CheckConstraint(
+                condition=Q(event__isnull=False, statement__isnull=True, affiliation__isnull=True)
+                | Q(event__isnull=True, statement__isnull=False, affiliation__isnull=True)
+                | Q(event__isnull=True, statement__isnull=True, affiliation__isnull=False),
+                name="events_evidence_one_record",
+            ),
+            models.UniqueConstraint(
+                fields=["source", "start", "end", "event", "statement", "affiliation"],
+                nulls_distinct=False,
+                name="events_evidence_unique_per_record",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["event"], name="events_evidence_event"),
+            models.Index(fields=["statement"], name="events_evidence_statement"),
+            models.Index(fields=["affiliation"], name="events_evidence_affiliation"),
+        ]
+
+    def __str__(self) -> str:
+        return f"“{self.quote}” [{self.start}:{self.end}]"
+
+    def clean(self) -> None:
+        if self.source_id is None or self.start is None or self.end is None:
+            return
+        if self.start >= self.end:
+            raise ValidationError({"end": "The span must end after it starts."})
+        actual = self.source.text[self.start : self.end]
+        if actual != self.quote:
+            raise ValidationError(
+                {"quote": f"The source text at [{self.start}:{self.end}] is “{actual}”."}
+            )
