@@ -1,6 +1,14 @@
 from django.contrib import admin
 
-from events.models import Event, EventParticipant, Evidence, Place, Source, Statement
+from events.models import (
+    Event,
+    EventParticipant,
+    Evidence,
+    Place,
+    Source,
+    Statement,
+    StatementActor,
+)
 
 
 class EvidenceInline(admin.TabularInline):
@@ -19,6 +27,14 @@ class EvidenceInline(admin.TabularInline):
 
 class EventParticipantInline(admin.TabularInline):
     model = EventParticipant
+    autocomplete_fields = ["actor"]
+    extra = 0
+
+
+class StatementActorInline(admin.TabularInline):
+    """Actors the statement is addressed to or about."""
+
+    model = StatementActor
     autocomplete_fields = ["actor"]
     extra = 0
 
@@ -60,8 +76,8 @@ class StatementAdmin(admin.ModelAdmin):
     list_filter = ["kind", "stance", "review_status"]
     list_select_related = ["speaker"]
     search_fields = ["content", "quote", "speaker__name", "evidence__quote"]
-    autocomplete_fields = ["speaker", "targets", "about_actors", "about_events"]
-    inlines = [EvidenceInline]
+    autocomplete_fields = ["speaker", "about_events"]
+    inlines = [StatementActorInline, EvidenceInline]
 
     @admin.display(description="content")
     def short_content(self, statement: Statement) -> str:

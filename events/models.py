@@ -8,10 +8,13 @@ import datetime
 import hashlib
 
 from django.contrib.postgres.fields import ArrayField
+from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.search import SearchVector, SearchVectorField
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import F, Q
+from django.db.models.functions import Coalesce
 
 COUNTRY_CODE_RE = r"^[A-Z]{3}$"
 country_code_validator = RegexValidator(
@@ -20,6 +23,8 @@ country_code_validator = RegexValidator(
 
 EVENT_VOCABULARY = "PLOVER"
 EVENT_VOCABULARY_VERSION = "el-plover-1.0"
+# Text search configuration of the full-text indexes and queries.
+SEARCH_CONFIG = "english"
 
 
 class DatePrecision(models.TextChoices):
@@ -70,6 +75,12 @@ class DatedInterval(models.Model):
     date_end = models.DateField(null=True, blank=True)
     date_precision = models.CharField(
         max_length=10, choices=DatePrecision.choices, default=DatePrecision.DAY
+    )
+    # The earliest known bound, never empty: the key for ordering by date.
+    date_sort = models.GeneratedField(
+        expression=Coalesce("date_start", "date_end"),
+        output_field=models.DateField(),
+        db_persist=True,
     )
 
     class Meta:
@@ -327,11 +338,16 @@ class Event(DatedInterval):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    search_vector = models.GeneratedField(
+        expression=SearchVector("title", "summary", config=SEARCH_CONFIG),
+        output_field=SearchVectorField(),
+        db_persist=True,
+    )
 
     objects = EventQuerySet.as_manager()
 
     class Meta(DatedInterval.Meta):
-        ordering = ["date_start", "id"]
+        ordering = ["date_sort", "id"]
         constraints = [
             *DatedInterval.Meta.constraints,
             models.CheckConstraint(
@@ -351,8 +367,9 @@ class Event(DatedInterval):
             ),
         ]
         indexes = [
-            models.Index(fields=["date_start", "id"], name="events_event_date_id"),
-            models.Index(fields=["type", "date_start"], name="events_event_type_date"),
+            models.Index(fields=["date_sort", "id"], name="events_event_date_id"),
+            models.Index(fields=["type", "date_sort"], name="events_event_type_date"),
+            GinIndex(fields=["search_vector"], name="events_event_search"),
         ]
 
     def __str__(self) -> str:
@@ -434,24 +451,20 @@ class Statement(DatedInterval):
     content = models.TextField(help_text="What was said, paraphrased.")
     quote = models.TextField(blank=True, help_text="The speaker's verbatim words, when quoted.")
     stance = models.CharField(max_length=10, choices=Stance.choices, blank=True)
-    targets = models.ManyToManyField(
-        "actors.Actor",
-        blank=True,
-        related_name="statements_addressed",
-        help_text="Whom the statement is addressed to or aimed at.",
-    )
-    about_actors = models.ManyToManyField(
-        "actors.Actor", blank=True, related_name="statements_about"
-    )
     about_events = models.ManyToManyField(Event, blank=True, related_name="statements")
     review_status = models.CharField(
         max_length=10, choices=ReviewStatus.choices, default=ReviewStatus.DRAFT
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    search_vector = models.GeneratedField(
+        expression=SearchVector("content", "quote", config=SEARCH_CONFIG),
+        output_field=SearchVectorField(),
+        db_persist=True,
+    )
 
     class Meta(DatedInterval.Meta):
-        ordering = ["date_start", "id"]
+        ordering = ["date_sort", "id"]
         constraints = [
             *DatedInterval.Meta.constraints,
             models.CheckConstraint(
@@ -469,10 +482,56 @@ class Statement(DatedInterval):
                 name="events_statement_review_status_valid",
             ),
         ]
-        indexes = [models.Index(fields=["date_start", "id"], name="events_statement_date_id")]
+        indexes = [
+            models.Index(fields=["date_sort", "id"], name="events_statement_date_id"),
+            GinIndex(fields=["search_vector"], name="events_statement_search"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.speaker}: {self.content[:80]}"
+
+    def actors_in_role(self, role: str) -> list:
+        """Actors linked in `role`, read from the (usually prefetched) links."""
+        return [link.actor for link in self.actor_links.all() if link.role == role]
+
+    @property
+    def targets(self) -> list:
+        return self.actors_in_role(StatementActorRole.TARGET)
+
+    @property
+    def about_actors(self) -> list:
+        return self.actors_in_role(StatementActorRole.ABOUT)
+
+
+class StatementActorRole(models.TextChoices):
+    TARGET = "target", "Addressee or target"
+    ABOUT = "about", "Actor the statement is about"
+
+
+class StatementActor(models.Model):
+    """An actor a statement is addressed to (`target`) or speaks about (`about`)."""
+
+    statement = models.ForeignKey(Statement, on_delete=models.CASCADE, related_name="actor_links")
+    actor = models.ForeignKey(
+        "actors.Actor", on_delete=models.PROTECT, related_name="statement_links"
+    )
+    role = models.CharField(max_length=10, choices=StatementActorRole.choices)
+
+    class Meta:
+        ordering = ["statement_id", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["statement", "actor", "role"], name="events_statement_actor_unique"
+            ),
+            models.CheckConstraint(
+                condition=Q(role__in=StatementActorRole.values),
+                name="events_statement_actor_role_valid",
+            ),
+        ]
+        indexes = [models.Index(fields=["actor", "role"], name="events_statement_actor_role")]
+
+    def __str__(self) -> str:
+        return f"{self.actor} ({self.role})"
 
 
 class Evidence(models.Model):
@@ -517,6 +576,7 @@ class Evidence(models.Model):
             ),
         ]
         indexes = [
+            GinIndex(SearchVector("quote", config=SEARCH_CONFIG), name="events_evidence_search"),
             models.Index(fields=["event"], name="events_evidence_event"),
             models.Index(fields=["statement"], name="events_evidence_statement"),
             models.Index(fields=["affiliation"], name="events_evidence_affiliation"),

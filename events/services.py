@@ -20,6 +20,8 @@ from events.models import (
     ReviewStatus,
     Source,
     Statement,
+    StatementActor,
+    StatementActorRole,
 )
 
 
@@ -226,8 +228,16 @@ def statement_create(
     )
     statement.full_clean()
     statement.save()
-    statement.targets.set(targets)
-    statement.about_actors.set(about_actors)
+    StatementActor.objects.bulk_create(
+        [
+            StatementActor(statement=statement, actor=a, role=StatementActorRole.TARGET)
+            for a in targets
+        ]
+        + [
+            StatementActor(statement=statement, actor=a, role=StatementActorRole.ABOUT)
+            for a in about_actors
+        ]
+    )
     statement.about_events.set(about_events)
     evidence_attach(record=statement, spans=evidence)
     return statement
