@@ -8,7 +8,7 @@ from django.db import transaction
 
 from actors.models import Actor, ActorAlias, ActorIdentifier, Affiliation
 from events.models import DatePrecision
-from events.services import Span, evidence_attach
+from events.services import Span, apply_fields, evidence_attach, evidence_replace
 
 
 @transaction.atomic
@@ -29,14 +29,8 @@ def actor_create(
     )
     actor.full_clean()
     actor.save()
-    for alias in aliases:
-        row = ActorAlias(actor=actor, name=alias)
-        row.full_clean()
-        row.save()
-    for scheme, value in (identifiers or {}).items():
-        row = ActorIdentifier(actor=actor, scheme=scheme, value=value)
-        row.full_clean()
-        row.save()
+    _replace_aliases(actor, aliases)
+    _replace_identifiers(actor, identifiers or {})
     return actor
 
 
@@ -66,3 +60,58 @@ def affiliation_create(
     affiliation.save()
     evidence_attach(record=affiliation, spans=evidence)
     return affiliation
+
+
+def _replace_aliases(actor: Actor, aliases: Iterable[str]) -> None:
+    actor.aliases.all().delete()
+    for alias in aliases:
+        row = ActorAlias(actor=actor, name=alias)
+        row.full_clean()
+        row.save()
+
+
+def _replace_identifiers(actor: Actor, identifiers: Mapping[str, str]) -> None:
+    actor.identifiers.all().delete()
+    for scheme, value in identifiers.items():
+        row = ActorIdentifier(actor=actor, scheme=scheme, value=value)
+        row.full_clean()
+        row.save()
+
+
+@transaction.atomic
+def actor_update(
+    *,
+    actor: Actor,
+    fields: dict,
+    aliases: Iterable[str] | None = None,
+    identifiers: Mapping[str, str] | None = None,
+) -> Actor:
+    """Change an actor; aliases and identifiers, when given, replace the current ones."""
+    apply_fields(actor, fields)
+    if aliases is not None:
+        _replace_aliases(actor, aliases)
+    if identifiers is not None:
+        _replace_identifiers(actor, identifiers)
+    return actor
+
+
+@transaction.atomic
+def actor_delete(*, actor: Actor) -> None:
+    """Delete an actor that no event, statement or affiliation refers to
+    (ProtectedError otherwise). Its id is never reused."""
+    actor.delete()
+
+
+@transaction.atomic
+def affiliation_update(
+    *, affiliation: Affiliation, fields: dict, evidence: Sequence[Span] | None = None
+) -> Affiliation:
+    apply_fields(affiliation, fields)
+    if evidence is not None:
+        evidence_replace(record=affiliation, spans=evidence)
+    return affiliation
+
+
+@transaction.atomic
+def affiliation_delete(*, affiliation: Affiliation) -> None:
+    affiliation.delete()

@@ -101,11 +101,17 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django.contrib.postgres",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "actors",
     "events",
 ]
 
 MIDDLEWARE = [
+    "events.api.ProblemMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -148,6 +154,12 @@ else:
     )
 _database["CONN_MAX_AGE"] = env_int("CONN_MAX_AGE", 60)
 _database["CONN_HEALTH_CHECKS"] = True
+# No query may run longer than this (milliseconds; 0 disables). Long maintenance
+# commands can lift it: DATABASE_STATEMENT_TIMEOUT_MS=0 manage.py migrate.
+DATABASE_STATEMENT_TIMEOUT_MS = env_int("DATABASE_STATEMENT_TIMEOUT_MS", 15000)
+_database.setdefault("OPTIONS", {})["options"] = (
+    f"-c statement_timeout={DATABASE_STATEMENT_TIMEOUT_MS}"
+)
 DATABASES = {"default": _database}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -180,6 +192,75 @@ SECURE_PROXY_SSL_HEADER = (
 )
 SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", not DEBUG)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+
+# Request bodies larger than this are refused with 413 (bytes).
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MAX_REQUEST_BODY_BYTES", 1_000_000)
+
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        # Token first, so an anonymous write is answered 401 with WWW-Authenticate.
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": [
+        "rest_framework.permissions.DjangoModelPermissionsOrAnonReadOnly"
+    ],
+    "DEFAULT_PARSER_CLASSES": ["events.api.StrictJSONParser"],
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
+    "DEFAULT_FILTER_BACKENDS": ["events.api.FilterBackend"],
+    "DEFAULT_PAGINATION_CLASS": "events.api.KeysetPagination",
+    "DEFAULT_THROTTLE_CLASSES": ["events.api.AnonThrottle", "events.api.UserThrottle"],
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": os.environ.get("THROTTLE_ANON", "300/min"),
+        "user": os.environ.get("THROTTLE_USER", "1200/min"),
+    },
+    "EXCEPTION_HANDLER": "events.api.problem_exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_VERSIONING_CLASS": None,
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Event Ledger API",
+    "DESCRIPTION": (
+        "Structured event data: actors, the events between them and the statements they "
+        "made, each tied to the exact span of the source text it comes from. "
+        "Lists use cursor pagination (follow `next`); errors are RFC 9457 problem details."
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "COMPONENT_NO_READ_ONLY_REQUIRED": False,
+    "ENUM_NAME_OVERRIDES": {
+        "ActorKindEnum": "actors.models.ActorKind",
+        "SectorEnum": "actors.models.Sector",
+        "PlaceKindEnum": "events.models.PlaceKind",
+        "DatePrecisionEnum": "events.models.DatePrecision",
+        "EventTypeEnum": "events.models.EventType",
+        "EventContextEnum": "events.models.EventContext",
+        "EventStatusEnum": "events.models.EventStatus",
+        "ReviewStatusEnum": "events.models.ReviewStatus",
+        "ParticipantRoleEnum": "events.models.ParticipantRole",
+        "StatementKindEnum": "events.models.StatementKind",
+        "StanceEnum": "events.models.Stance",
+        "QuadClassEnum": "events.models.QuadClass",
+    },
+    "ENUM_GENERATE_CHOICE_DESCRIPTION": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "events.api.problem_responses_hook",
+    ],
+}
 
 LOGGING = {
     "version": 1,

@@ -1,10 +1,27 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+
+from events.api import api_not_found
+from events.views import healthz, readyz
 
 admin.site.site_header = "Event Ledger"
 admin.site.site_title = "Event Ledger admin"
 admin.site.index_title = "Curate actors, events and statements"
 
+api_v1 = [
+    path("", include("actors.urls")),
+    path("", include("events.urls")),
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
+]
+
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("api-auth/", include("rest_framework.urls")),
+    path("api/v1/", include(api_v1)),
+    re_path(r"^api/", api_not_found),
+    path("healthz", healthz, name="healthz"),
+    path("readyz", readyz, name="readyz"),
 ]

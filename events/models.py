@@ -91,10 +91,12 @@ class DatedInterval(models.Model):
                 | Q(date_end__isnull=True)
                 | Q(date_start__lte=F("date_end")),
                 name="%(app_label)s_%(class)s_date_order",
+                violation_error_message="date_start must not be after date_end.",
             ),
             models.CheckConstraint(
                 condition=Q(date_start__isnull=False) | Q(date_end__isnull=False),
                 name="%(app_label)s_%(class)s_date_bounded",
+                violation_error_message="Give date_start, date_end or both.",
             ),
             models.CheckConstraint(
                 condition=Q(date_precision__in=DatePrecision.values),
@@ -105,6 +107,9 @@ class DatedInterval(models.Model):
                 | Q(date_start__isnull=True)
                 | Q(date_start__day=1),
                 name="%(app_label)s_%(class)s_start_whole_period",
+                violation_error_message=(
+                    "With month or year precision, date_start must be the first day of the period."
+                ),
             ),
             models.CheckConstraint(
                 condition=~Q(date_precision=DatePrecision.YEAR)
@@ -113,6 +118,9 @@ class DatedInterval(models.Model):
                     & (Q(date_end__isnull=True) | (Q(date_end__month=12) & Q(date_end__day=31)))
                 ),
                 name="%(app_label)s_%(class)s_year_whole",
+                violation_error_message=(
+                    "With year precision, date_start must be 1 January and date_end 31 December."
+                ),
             ),
         ]
 

@@ -186,10 +186,7 @@ def event_create(
     )
     event.full_clean()
     event.save()
-    for actor, role in participants:
-        participant = EventParticipant(event=event, actor=actor, role=role)
-        participant.full_clean()
-        participant.save()
+    _replace_participants(event, participants)
     evidence_attach(record=event, spans=evidence)
     return event
 
@@ -228,16 +225,131 @@ def statement_create(
     )
     statement.full_clean()
     statement.save()
-    StatementActor.objects.bulk_create(
-        [
-            StatementActor(statement=statement, actor=a, role=StatementActorRole.TARGET)
-            for a in targets
-        ]
-        + [
-            StatementActor(statement=statement, actor=a, role=StatementActorRole.ABOUT)
-            for a in about_actors
-        ]
-    )
+    _replace_statement_actors(statement, StatementActorRole.TARGET, targets)
+    _replace_statement_actors(statement, StatementActorRole.ABOUT, about_actors)
     statement.about_events.set(about_events)
     evidence_attach(record=statement, spans=evidence)
     return statement
+
+
+class ConflictError(Exception):
+    """The change would contradict stored data (the API answers 409)."""
+
+
+def apply_fields(instance: models.Model, fields: dict) -> None:
+    """Set `fields` on `instance`, validate it whole, and save it."""
+    for name, value in fields.items():
+        setattr(instance, name, value)
+    instance.full_clean()
+    instance.save()
+
+
+def evidence_replace(*, record: models.Model, spans: Sequence[Span]) -> list[Evidence]:
+    """Make `spans` the whole evidence of `record`."""
+    if not spans:
+        raise ValidationError("At least one evidence span is required.")
+    record.evidence.all().delete()
+    return evidence_attach(record=record, spans=spans)
+
+
+@transaction.atomic
+def source_update(*, source: Source, fields: dict) -> Source:
+    """Change a source's metadata, or its text while no evidence points into it."""
+    if "text" in fields and fields["text"] != source.text and source.evidence.exists():
+        raise ConflictError(
+            "The text of this source cannot change: evidence spans point into it, and "
+            "changing it would break them. Store the new version as a new source."
+        )
+    if "text" in fields:
+        fields = {**fields, "sha256": Source.digest(fields["text"])}
+    apply_fields(source, fields)
+    return source
+
+
+@transaction.atomic
+def place_update(*, place: Place, fields: dict) -> Place:
+    apply_fields(place, fields)
+    return place
+
+
+@transaction.atomic
+def place_delete(*, place: Place) -> None:
+    """Delete a place no event refers to (ProtectedError otherwise)."""
+    place.delete()
+
+
+def _replace_participants(event: Event, participants: Iterable[tuple[models.Model, str]]) -> None:
+    event.participants.all().delete()
+    for actor, role in participants:
+        participant = EventParticipant(event=event, actor=actor, role=role)
+        participant.full_clean()
+        participant.save()
+
+
+@transaction.atomic
+def event_update(
+    *,
+    event: Event,
+    fields: dict,
+    participants: Iterable[tuple[models.Model, str]] | None = None,
+    evidence: Sequence[Span] | None = None,
+) -> Event:
+    """Change an event's fields; participants and evidence, when given, replace
+    the current ones."""
+    if "context" in fields:
+        fields = {**fields, "context": list(fields["context"])}
+    apply_fields(event, fields)
+    if participants is not None:
+        _replace_participants(event, participants)
+    if evidence is not None:
+        evidence_replace(record=event, spans=evidence)
+    return event
+
+
+@transaction.atomic
+def event_delete(*, event: Event) -> None:
+    """Delete an event with its participants and evidence."""
+    event.delete()
+
+
+def _replace_statement_actors(
+    statement: Statement, role: str, actors: Iterable[models.Model]
+) -> None:
+    statement.actor_links.filter(role=role).delete()
+    StatementActor.objects.bulk_create(
+        [StatementActor(statement=statement, actor=actor, role=role) for actor in actors]
+    )
+
+
+@transaction.atomic
+def statement_update(
+    *,
+    statement: Statement,
+    fields: dict,
+    targets: Iterable[models.Model] | None = None,
+    about_actors: Iterable[models.Model] | None = None,
+    about_events: Iterable[Event] | None = None,
+    evidence: Sequence[Span] | None = None,
+) -> Statement:
+    """Change a statement; each list given replaces the current one."""
+    apply_fields(statement, fields)
+    if targets is not None:
+        _replace_statement_actors(statement, StatementActorRole.TARGET, targets)
+    if about_actors is not None:
+        _replace_statement_actors(statement, StatementActorRole.ABOUT, about_actors)
+    if about_events is not None:
+        statement.about_events.set(about_events)
+    if evidence is not None:
+        evidence_replace(record=statement, spans=evidence)
+    if statement.quote and not any(
+        statement.quote in quote for quote in statement.evidence.values_list("quote", flat=True)
+    ):
+        raise ValidationError(
+            {"quote": f"The quote “{statement.quote}” is not inside any cited span."}
+        )
+    return statement
+
+
+@transaction.atomic
+def statement_delete(*, statement: Statement) -> None:
+    statement.delete()

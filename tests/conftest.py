@@ -26,3 +26,44 @@ def _unhashed_static_files(settings):
         **settings.STORAGES,
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     }
+
+
+@pytest.fixture(autouse=True)
+def _fresh_throttles():
+    """Throttle counters live in the cache; every test starts with none."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
+@pytest.fixture
+def api():
+    from rest_framework.test import APIClient
+
+    return APIClient()
+
+
+@pytest.fixture
+def seeded(db):
+    from django.core.management import call_command
+
+    call_command("seed", verbosity=0)
+
+
+@pytest.fixture
+def token_client(db):
+    """A client authenticated by token as a new user holding `permissions`
+    (codenames such as "add_event")."""
+    from django.contrib.auth.models import Permission, User
+    from rest_framework.authtoken.models import Token
+    from rest_framework.test import APIClient
+
+    def make(*permissions: str) -> APIClient:
+        user = User.objects.create_user(f"user{User.objects.count() + 1}")
+        user.user_permissions.set(Permission.objects.filter(codename__in=permissions))
+        token = Token.objects.create(user=user)
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+        return client
+
+    return make

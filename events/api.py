@@ -1,0 +1,538 @@
+"""The conventions every API resource shares: RFC 9457 problem responses,
+strict JSON parsing, keyset (cursor) pagination, filter errors and throttles.
+The settings name these classes; this module must not import DRF's views.
+"""
+
+import base64
+import binascii
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import psycopg.errors
+from django.conf import settings
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import DatabaseError, IntegrityError, OperationalError, models
+from django.db.models.deletion import ProtectedError
+from django.db.models.expressions import RawSQL
+from django.http import Http404, HttpRequest, HttpResponse
+from django_filters.rest_framework import DjangoFilterBackend
+from rest_framework import exceptions, status
+from rest_framework.pagination import BasePagination
+from rest_framework.parsers import JSONParser
+from rest_framework.response import Response
+from rest_framework.settings import api_settings
+from rest_framework.throttling import AnonRateThrottle, UserRateThrottle
+from rest_framework.utils.urls import replace_query_param
+
+from events.services import ConflictError
+
+logger = logging.getLogger(__name__)
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+PROBLEM_TYPE_BASE = "urn:event-ledger:problem:"
+API_PREFIX = "/api/"
+
+
+# Problem details ----------------------------------------------------------
+
+
+def problem_response(
+    status_code: int,
+    title: str,
+    detail: str,
+    *,
+    type_: str = "about:blank",
+    instance: str = "",
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> HttpResponse:
+    """An RFC 9457 problem document. Returned as a plain Django response, so no
+    content negotiation can turn an API error into an HTML page."""
+    body = {"type": type_, "title": title, "status": status_code, "detail": detail}
+    if instance:
+        body["instance"] = instance
+    body.update(extra)
+    response = HttpResponse(
+        json.dumps(body, ensure_ascii=False),
+        status=status_code,
+        content_type=PROBLEM_CONTENT_TYPE,
+    )
+    for name, value in (headers or {}).items():
+        response[name] = value
+    return response
+
+
+class InvalidQuery(exceptions.ValidationError):
+    """Invalid query parameters: reported by parameter name, not JSON pointer."""
+
+
+class Conflict(exceptions.APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "The request conflicts with the current state of the resource."
+    default_code = "conflict"
+
+
+class ServiceUnavailable(exceptions.APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "The service cannot answer right now; try again shortly."
+    default_code = "unavailable"
+
+
+def _error_items(detail: Any, path: str = "") -> list[tuple[str, str, str]]:
+    """Flatten DRF's nested error structure into (path, message, code) triples."""
+    if isinstance(detail, dict):
+        items = []
+        for key, value in detail.items():
+            name = "" if key in ("non_field_errors", "__all__") else str(key)
+            items += _error_items(value, f"{path}/{name}" if name else path)
+        return items
+    if isinstance(detail, list):
+        if all(isinstance(item, str) for item in detail):
+            return [(path, str(item), getattr(item, "code", "invalid")) for item in detail]
+        items = []
+        for index, value in enumerate(detail):
+            if value:  # DRF puts an empty dict for list items without errors
+                items += _error_items(value, f"{path}/{index}")
+        return items
+    return [(path, str(detail), getattr(detail, "code", "invalid"))]
+
+
+def _validation_problem(exc: exceptions.ValidationError, request) -> HttpResponse:
+    by_parameter = isinstance(exc, InvalidQuery)
+    errors = []
+    for path, message, code in _error_items(exc.detail):
+        if by_parameter:
+            errors.append({"parameter": path.lstrip("/"), "detail": message, "code": code})
+        else:
+            errors.append({"pointer": path, "detail": message, "code": code})
+    what = "query parameters" if by_parameter else "request body"
+    return problem_response(
+        400,
+        "Invalid request",
+        f"The {what} did not validate; see errors.",
+        type_=PROBLEM_TYPE_BASE + "validation-error",
+        instance=request.path if request else "",
+        errors=errors,
+    )
+
+
+def _database_message(exc: DatabaseError) -> str:
+    cause = exc.__cause__
+    diag = getattr(cause, "diag", None)
+    primary = getattr(diag, "message_primary", None)
+    return primary or str(exc).splitlines()[0]
+
+
+def problem_exception_handler(exc: Exception, context: dict) -> HttpResponse | None:
+    """DRF's exception handler, answering every error as problem+json."""
+    request = context.get("request")
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound(*exc.args)
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied(*exc.args)
+    elif isinstance(exc, DjangoValidationError):
+        detail = exc.message_dict if hasattr(exc, "error_dict") else exc.messages
+        exc = exceptions.ValidationError(detail)
+    elif isinstance(exc, ConflictError):
+        exc = Conflict(str(exc))
+    elif isinstance(exc, ProtectedError):
+        names = sorted({type(obj)._meta.verbose_name_plural for obj in exc.protected_objects})
+        exc = Conflict(
+            f"This record is still referenced by {', '.join(names)}; remove those first."
+        )
+    elif isinstance(exc, IntegrityError):
+        exc = Conflict(f"The database refused the change: {_database_message(exc)}")
+    elif isinstance(exc, OperationalError):
+        if isinstance(exc.__cause__, psycopg.errors.QueryCanceled):
+            exc = ServiceUnavailable("The query took too long and was cancelled; narrow it down.")
+        else:
+            logger.warning("Database unavailable: %s", exc)
+            exc = ServiceUnavailable("The database is unavailable; try again shortly.")
+
+    if isinstance(exc, exceptions.ValidationError):
+        return _validation_problem(exc, request)
+    # Imported here: rest_framework.views reads the API settings, which name this module.
+    from rest_framework.views import exception_handler as drf_exception_handler
+
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None  # unexpected: ProblemMiddleware answers 500
+    detail = exc.detail if isinstance(exc, exceptions.APIException) else response.data
+    headers = {
+        k: v for k, v in response.items() if k in ("Retry-After", "WWW-Authenticate", "Allow")
+    }
+    code = exc.get_codes() if isinstance(exc, exceptions.APIException) else "error"
+    extra = {}
+    if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
+        extra["retry_after"] = int(exc.wait)
+    return problem_response(
+        response.status_code,
+        _title(response.status_code),
+        str(detail),
+        type_=PROBLEM_TYPE_BASE + code.replace("_", "-")
+        if isinstance(code, str)
+        else "about:blank",
+        instance=request.path if request else "",
+        headers=headers,
+        **extra,
+    )
+
+
+def _title(status_code: int) -> str:
+    from http import HTTPStatus
+
+    return HTTPStatus(status_code).phrase
+
+
+class ProblemMiddleware:
+    """Guards everything under /api/: refuses oversized bodies (413) and NUL
+    bytes in the query string (400) before any view runs, and answers errors
+    that escape the views (404 for unknown URLs, 500, 503) as problem+json."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if not request.path.startswith(API_PREFIX):
+            return self.get_response(request)
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            return problem_response(400, "Bad Request", "Content-Length is not a number.")
+        if limit is not None and length > limit:
+            return problem_response(
+                413,
+                "Content Too Large",
+                f"The request body is {length} bytes; the limit is {limit}.",
+                type_=PROBLEM_TYPE_BASE + "body-too-large",
+                instance=request.path,
+            )
+        query = request.META.get("QUERY_STRING", "")
+        if "\x00" in query or "%00" in query:
+            return problem_response(
+                400,
+                "Bad Request",
+                "The query string contains a NUL character.",
+                type_=PROBLEM_TYPE_BASE + "nul-character",
+                instance=request.path,
+            )
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exc: Exception) -> HttpResponse | None:
+        if not request.path.startswith(API_PREFIX):
+            return None
+        if isinstance(exc, OperationalError):
+            return problem_response(
+                503,
+                "Service Unavailable",
+                "The database is unavailable; try again shortly.",
+                type_=PROBLEM_TYPE_BASE + "unavailable",
+                instance=request.path,
+                headers={"Retry-After": "5"},
+            )
+        logger.exception("Unhandled error on %s %s", request.method, request.path)
+        return problem_response(
+            500,
+            "Internal Server Error",
+            "The server failed to answer this request; the error has been logged.",
+            instance=request.path,
+        )
+
+
+def api_not_found(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+    """Any URL under /api/ that no resource answers."""
+    return problem_response(
+        404,
+        "Not Found",
+        f"No API resource at {request.path}. The API root is /api/v1/; see /api/v1/docs/.",
+        type_=PROBLEM_TYPE_BASE + "not-found",
+        instance=request.path,
+    )
+
+
+# Parsing --------------------------------------------------------------------
+
+
+class StrictJSONParser(JSONParser):
+    """JSON bodies only, without NUL characters (PostgreSQL text cannot hold them)."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        data = super().parse(stream, media_type, parser_context)
+        if _contains_nul(data):
+            raise exceptions.ParseError("JSON strings must not contain NUL (\\u0000) characters.")
+        return data
+
+
+def _contains_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_contains_nul(k) or _contains_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_contains_nul(v) for v in value)
+    return False
+
+
+# Filtering and throttling ---------------------------------------------------
+
+
+class FilterBackend(DjangoFilterBackend):
+    """django-filter, reporting invalid values per query parameter."""
+
+    def filter_queryset(self, request, queryset, view):
+        filterset = self.get_filterset(request, queryset, view)
+        if filterset is None:
+            return queryset
+        if not filterset.is_valid():
+            raise InvalidQuery(filterset.errors)
+        return filterset.qs
+
+
+class AnonThrottle(AnonRateThrottle):
+    def get_rate(self):
+        # Read at request time, so a changed setting takes effect (tests, reloads).
+        return api_settings.DEFAULT_THROTTLE_RATES[self.scope]
+
+
+class UserThrottle(UserRateThrottle):
+    def get_rate(self):
+        return api_settings.DEFAULT_THROTTLE_RATES[self.scope]
+
+
+# Pagination -----------------------------------------------------------------
+
+
+class KeysetPagination(BasePagination):
+    """Cursor pagination by keyset: each page continues strictly after the last
+    row of the previous one, on an index, so a page deep in millions of rows
+    costs what the first one does, and rows inserted meanwhile neither repeat
+    nor shift pages.
+
+    A view names its orderings: `orderings = {"date": ("date_sort", "id"), ...}`
+    (every tuple ends with a unique field, all in one direction) and its
+    `default_ordering`. The cursor is opaque; it is only valid with the ordering
+    it was issued for.
+    """
+
+    page_size = 50
+    max_page_size = 500
+
+    def paginate_queryset(self, queryset, request, view=None):
+        self.request = request
+        name = request.query_params.get("ordering") or view.default_ordering
+        if name not in view.orderings:
+            raise InvalidQuery(
+                {
+                    "ordering": [
+                        f"Unknown ordering {name!r}; use one of {', '.join(view.orderings)}."
+                    ]
+                }
+            )
+        fields = view.orderings[name]
+        size = self._page_size(request)
+        queryset = queryset.order_by(*fields)
+        position = self._decode(request.query_params.get("cursor"), name, len(fields))
+        if position is not None:
+            queryset = queryset.filter(self._after(queryset.model, fields, position))
+        rows = list(queryset[: size + 1])
+        self.next_position = None
+        if len(rows) > size:
+            rows = rows[:size]
+            last = rows[-1]
+            self.next_position = [_cursor_value(getattr(last, f.lstrip("-"))) for f in fields]
+        self.ordering = name
+        return rows
+
+    def get_paginated_response(self, data):
+        return Response({"next": self.get_next_link(), "results": data})
+
+    def get_next_link(self) -> str | None:
+        if self.next_position is None:
+            return None
+        token = json.dumps({"o": self.ordering, "v": self.next_position}, separators=(",", ":"))
+        cursor = base64.urlsafe_b64encode(token.encode()).decode().rstrip("=")
+        return replace_query_param(self.request.build_absolute_uri(), "cursor", cursor)
+
+    def _page_size(self, request) -> int:
+        raw = request.query_params.get("page_size")
+        if raw is None:
+            return self.page_size
+        if not raw.isdigit() or not 1 <= int(raw) <= self.max_page_size:
+            raise InvalidQuery(
+                {"page_size": [f"Must be a whole number from 1 to {self.max_page_size}."]}
+            )
+        return int(raw)
+
+    def _decode(self, cursor: str | None, ordering: str, arity: int) -> list | None:
+        if not cursor:
+            return None
+        try:
+            padded = cursor + "=" * (-len(cursor) % 4)
+            token = json.loads(base64.urlsafe_b64decode(padded.encode()))
+            if token["o"] != ordering or len(token["v"]) != arity:
+                raise ValueError
+            return token["v"]
+        except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError):
+            raise InvalidQuery(
+                {
+                    "cursor": [
+                        "Invalid cursor; use the `next` link of a page with the same ordering."
+                    ]
+                }
+            ) from None
+
+    @staticmethod
+    def _after(model: type[models.Model], fields: tuple[str, ...], position: list) -> RawSQL:
+        table = model._meta.db_table
+        columns, params = [], []
+        for name, raw in zip(fields, position, strict=True):
+            field = model._meta.get_field(name.lstrip("-"))
+            try:
+                params.append(field.to_python(raw))
+            except DjangoValidationError:
+                raise InvalidQuery({"cursor": ["Invalid cursor."]}) from None
+            columns.append(f'"{table}"."{field.column}"')
+        operator = "<" if fields[0].startswith("-") else ">"
+        placeholders = ", ".join(["%s"] * len(params))
+        return RawSQL(
+            f"({', '.join(columns)}) {operator} ({placeholders})",
+            params,
+            output_field=models.BooleanField(),
+        )
+
+    def get_paginated_response_schema(self, schema):
+        return {
+            "type": "object",
+            "required": ["next", "results"],
+            "properties": {
+                "next": {
+                    "type": "string",
+                    "format": "uri",
+                    "nullable": True,
+                    "description": "The next page, or null on the last page.",
+                },
+                "results": schema,
+            },
+        }
+
+    def get_schema_operation_parameters(self, view):
+        return [
+            {
+                "name": "cursor",
+                "in": "query",
+                "required": False,
+                "description": "Opaque position from a page's `next` link.",
+                "schema": {"type": "string"},
+            },
+            {
+                "name": "page_size",
+                "in": "query",
+                "required": False,
+                "description": f"Rows per page, 1 to {self.max_page_size} "
+                f"(default {self.page_size}).",
+                "schema": {"type": "integer", "minimum": 1, "maximum": self.max_page_size},
+            },
+            {
+                "name": "ordering",
+                "in": "query",
+                "required": False,
+                "description": getattr(view, "ordering_description", "Order of the rows."),
+                "schema": {
+                    "type": "string",
+                    "enum": list(view.orderings),
+                    "default": view.default_ordering,
+                },
+            },
+        ]
+
+
+def _cursor_value(value: Any) -> Any:
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return value
+
+
+# OpenAPI --------------------------------------------------------------------
+
+PROBLEM_SCHEMA = {
+    "type": "object",
+    "description": "An RFC 9457 problem document, as every error of the API is answered.",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string", "description": "A URI identifying the kind of problem."},
+        "title": {"type": "string", "description": "Short summary of the kind of problem."},
+        "status": {"type": "integer", "description": "The HTTP status code."},
+        "detail": {"type": "string", "description": "What went wrong in this occurrence."},
+        "instance": {"type": "string", "description": "The path of the request."},
+        "retry_after": {"type": "integer", "description": "Seconds to wait (429 only)."},
+        "errors": {
+            "type": "array",
+            "description": "Validation errors (400), one per invalid value.",
+            "items": {
+                "type": "object",
+                "required": ["detail", "code"],
+                "properties": {
+                    "pointer": {
+                        "type": "string",
+                        "description": "JSON pointer (RFC 6901) to the invalid body value.",
+                    },
+                    "parameter": {
+                        "type": "string",
+                        "description": "Name of the invalid query parameter.",
+                    },
+                    "detail": {"type": "string"},
+                    "code": {"type": "string"},
+                },
+            },
+        },
+    },
+}
+
+_ERROR_RESPONSES = {
+    "400": "The request is malformed or did not validate.",
+    "401": "Authentication is required for this operation.",
+    "403": "The client is not allowed to do this.",
+    "404": "No such resource.",
+    "405": "The method is not allowed here.",
+    "409": "The change conflicts with the stored data.",
+    "413": "The request body is too large.",
+    "415": "The request body is not JSON.",
+    "429": "Too many requests; wait `Retry-After` seconds.",
+    "500": "The server failed.",
+    "503": "The service or its database is unavailable.",
+}
+_ERRORS_BY_METHOD = {
+    "get": ["400", "404", "429", "500", "503"],
+    "post": ["400", "401", "403", "409", "413", "415", "429", "500", "503"],
+    "put": ["400", "401", "403", "404", "409", "413", "415", "429", "500", "503"],
+    "patch": ["400", "401", "403", "404", "409", "413", "415", "429", "500", "503"],
+    "delete": ["401", "403", "404", "409", "429", "500", "503"],
+}
+
+
+def problem_responses_hook(result, generator, request, public):
+    """Document the shared Problem component as the error response of every operation."""
+    result.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
+    ref = {"$ref": "#/components/schemas/Problem"}
+    for path_item in result.get("paths", {}).values():
+        for method, operation in path_item.items():
+            responses = operation.setdefault("responses", {})
+            for code in _ERRORS_BY_METHOD.get(method, []):
+                if code == "404" and method == "get" and "{" not in _path_of(result, path_item):
+                    continue
+                responses.setdefault(
+                    code,
+                    {
+                        "description": _ERROR_RESPONSES[code],
+                        "content": {PROBLEM_CONTENT_TYPE: {"schema": ref}},
+                    },
+                )
+    return result
+
+
+def _path_of(result: dict, path_item: dict) -> str:
+    return next(path for path, item in result["paths"].items() if item is path_item)

@@ -1,0 +1,190 @@
+"""Query filters of the event, statement, source and place lists."""
+
+import django_filters as filters
+from django.contrib.postgres.search import SearchQuery, SearchVector
+from django.db.models import Exists, OuterRef, Q, QuerySet
+
+from events.models import (
+    SEARCH_CONFIG,
+    Event,
+    EventContext,
+    EventParticipant,
+    EventStatus,
+    EventType,
+    Evidence,
+    ParticipantRole,
+    Place,
+    PlaceKind,
+    ReviewStatus,
+    Source,
+    Statement,
+    StatementActor,
+    StatementActorRole,
+    StatementKind,
+)
+
+
+def search_query(text: str) -> SearchQuery:
+    """Web-search syntax: words, "quoted phrases", OR, -excluded."""
+    return SearchQuery(text, search_type="websearch", config=SEARCH_CONFIG)
+
+
+def evidence_matching(text: str) -> QuerySet:
+    """Evidence whose quote matches `text`, on the quote's full-text index."""
+    return Evidence.objects.annotate(document=SearchVector("quote", config=SEARCH_CONFIG)).filter(
+        document=search_query(text)
+    )
+
+
+class DateRangeFilterSet(filters.FilterSet):
+    """Records whose date interval overlaps [date_after, date_before]; an open
+    end of an interval counts as unbounded."""
+
+    date_after = filters.DateFilter(
+        method="filter_date_after", help_text="Records on or after this date (YYYY-MM-DD)."
+    )
+    date_before = filters.DateFilter(
+        method="filter_date_before", help_text="Records on or before this date (YYYY-MM-DD)."
+    )
+
+    def filter_date_after(self, queryset, name, value):
+        return queryset.filter(Q(date_end__isnull=True) | Q(date_end__gte=value))
+
+    def filter_date_before(self, queryset, name, value):
+        return queryset.filter(Q(date_start__isnull=True) | Q(date_start__lte=value))
+
+
+class EventFilterSet(DateRangeFilterSet):
+    type = filters.MultipleChoiceFilter(
+        choices=EventType.choices, help_text="Event type; repeat for several (type=A&type=B)."
+    )
+    status = filters.MultipleChoiceFilter(
+        choices=EventStatus.choices, help_text="Status; repeat for several."
+    )
+    review_status = filters.ChoiceFilter(choices=ReviewStatus.choices)
+    context = filters.ChoiceFilter(
+        choices=EventContext.choices, method="filter_context", help_text="Has this context."
+    )
+    actor = filters.NumberFilter(
+        method="filter_actor",
+        help_text="Actor id taking part in any role (or in `role`, when given).",
+    )
+    initiator = filters.NumberFilter(method="filter_initiator", help_text="Initiator's actor id.")
+    target = filters.NumberFilter(method="filter_target", help_text="Target's actor id.")
+    role = filters.ChoiceFilter(
+        choices=ParticipantRole.choices,
+        method="filter_role",
+        help_text="With `actor`: the role that actor plays. Alone: someone plays this role.",
+    )
+    country = filters.CharFilter(
+        field_name="place__country", help_text="ISO 3166-1 alpha-3 code of the event's place."
+    )
+    place = filters.NumberFilter(field_name="place_id", help_text="Place id.")
+    source = filters.NumberFilter(method="filter_source", help_text="Cites this source id.")
+    q = filters.CharFilter(
+        method="filter_q",
+        help_text="Full-text search over titles, summaries and evidence quotes "
+        '(web-search syntax: words, "phrases", OR, -word).',
+    )
+
+    class Meta:
+        model = Event
+        fields = []
+
+    def _involving(self, queryset, actor_id, role=None):
+        participants = EventParticipant.objects.filter(event=OuterRef("pk"), actor_id=actor_id)
+        if role:
+            participants = participants.filter(role=role)
+        return queryset.filter(Exists(participants))
+
+    def filter_actor(self, queryset, name, value):
+        return self._involving(queryset, value, self.form.cleaned_data.get("role"))
+
+    def filter_initiator(self, queryset, name, value):
+        return self._involving(queryset, value, ParticipantRole.INITIATOR)
+
+    def filter_target(self, queryset, name, value):
+        return self._involving(queryset, value, ParticipantRole.TARGET)
+
+    def filter_role(self, queryset, name, value):
+        if self.form.cleaned_data.get("actor") is not None:
+            return queryset  # applied together with `actor`
+        return queryset.filter(
+            Exists(EventParticipant.objects.filter(event=OuterRef("pk"), role=value))
+        )
+
+    def filter_context(self, queryset, name, value):
+        return queryset.filter(context__contains=[value])
+
+    def filter_source(self, queryset, name, value):
+        return queryset.filter(
+            Exists(Evidence.objects.filter(event=OuterRef("pk"), source_id=value))
+        )
+
+    def filter_q(self, queryset, name, value):
+        matching = evidence_matching(value).filter(event__isnull=False).values("event_id")
+        return queryset.filter(Q(search_vector=search_query(value)) | Q(pk__in=matching))
+
+
+class StatementFilterSet(DateRangeFilterSet):
+    speaker = filters.NumberFilter(field_name="speaker_id", help_text="Speaker's actor id.")
+    kind = filters.MultipleChoiceFilter(
+        choices=StatementKind.choices, help_text="Speech-act kind; repeat for several."
+    )
+    review_status = filters.ChoiceFilter(choices=ReviewStatus.choices)
+    target = filters.NumberFilter(method="filter_target", help_text="Addressed to this actor id.")
+    about_actor = filters.NumberFilter(
+        method="filter_about_actor", help_text="About this actor id."
+    )
+    about_event = filters.NumberFilter(field_name="about_events", help_text="About this event id.")
+    source = filters.NumberFilter(method="filter_source", help_text="Cites this source id.")
+    q = filters.CharFilter(
+        method="filter_q",
+        help_text="Full-text search over content, verbatim quotes and evidence quotes.",
+    )
+
+    class Meta:
+        model = Statement
+        fields = []
+
+    def _linked(self, queryset, actor_id, role):
+        links = StatementActor.objects.filter(
+            statement=OuterRef("pk"), actor_id=actor_id, role=role
+        )
+        return queryset.filter(Exists(links))
+
+    def filter_target(self, queryset, name, value):
+        return self._linked(queryset, value, StatementActorRole.TARGET)
+
+    def filter_about_actor(self, queryset, name, value):
+        return self._linked(queryset, value, StatementActorRole.ABOUT)
+
+    def filter_source(self, queryset, name, value):
+        return queryset.filter(
+            Exists(Evidence.objects.filter(statement=OuterRef("pk"), source_id=value))
+        )
+
+    def filter_q(self, queryset, name, value):
+        matching = evidence_matching(value).filter(statement__isnull=False).values("statement_id")
+        return queryset.filter(Q(search_vector=search_query(value)) | Q(pk__in=matching))
+
+
+class SourceFilterSet(filters.FilterSet):
+    language = filters.CharFilter(help_text="BCP 47 language tag, e.g. en.")
+    published_after = filters.DateFilter(field_name="published_on", lookup_expr="gte")
+    published_before = filters.DateFilter(field_name="published_on", lookup_expr="lte")
+    sha256 = filters.CharFilter(help_text="Hex sha256 of the text: is this document stored?")
+
+    class Meta:
+        model = Source
+        fields = []
+
+
+class PlaceFilterSet(filters.FilterSet):
+    kind = filters.ChoiceFilter(choices=PlaceKind.choices)
+    country = filters.CharFilter(help_text="ISO 3166-1 alpha-3 code.")
+    q = filters.CharFilter(field_name="name", lookup_expr="icontains", help_text="Name contains.")
+
+    class Meta:
+        model = Place
+        fields = []

@@ -1,0 +1,472 @@
+"""JSON representations of sources, places, events and statements.
+
+Read serializers (`EventSerializer`, ...) nest what a client needs to make sense
+of a record without further calls; write serializers (`EventWriteSerializer`,
+...) take ids and validate input before the services store it.
+"""
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import Prefetch
+from django.urls import reverse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, extend_schema_field, extend_schema_serializer
+from rest_framework import serializers
+
+from actors.models import Actor
+from events.models import (
+    Event,
+    EventParticipant,
+    Evidence,
+    ParticipantRole,
+    Place,
+    QuadClass,
+    Source,
+    Statement,
+    StatementActor,
+)
+from events.services import Span, locate_quote
+
+# Shared pieces ----------------------------------------------------------------
+
+
+class ActorRefSerializer(serializers.ModelSerializer):
+    """An actor as it appears inside another record."""
+
+    url = serializers.HyperlinkedIdentityField(view_name="actor-detail")
+
+    class Meta:
+        model = Actor
+        fields = ["id", "url", "name", "kind"]
+        read_only_fields = fields
+
+
+class PlaceRefSerializer(serializers.ModelSerializer):
+    url = serializers.HyperlinkedIdentityField(view_name="place-detail")
+
+    class Meta:
+        model = Place
+        fields = ["id", "url", "name", "kind", "country"]
+        read_only_fields = fields
+
+
+class EventRefSerializer(serializers.ModelSerializer):
+    url = serializers.HyperlinkedIdentityField(view_name="event-detail")
+
+    class Meta:
+        model = Event
+        fields = ["id", "url", "title"]
+        read_only_fields = fields
+
+
+class EvidenceSerializer(serializers.ModelSerializer):
+    """A cited span: `quote` is exactly the source's text[start:end]."""
+
+    class Meta:
+        model = Evidence
+        fields = ["source", "start", "end", "quote"]
+        read_only_fields = fields
+
+
+class EvidenceInputSerializer(serializers.Serializer):
+    """A span to cite: give `start` and `end`, or the exact `quote` (with
+    `occurrence` when it appears more than once) and the offsets are found."""
+
+    source = serializers.PrimaryKeyRelatedField(queryset=Source.objects.all())
+    start = serializers.IntegerField(min_value=0, required=False)
+    end = serializers.IntegerField(min_value=1, required=False)
+    quote = serializers.CharField(required=False, trim_whitespace=False)
+    occurrence = serializers.IntegerField(
+        min_value=1, required=False, help_text="Which match of `quote` is meant, from 1."
+    )
+
+    def validate(self, attrs) -> Span:
+        source, text = attrs["source"], attrs["source"].text
+        start, end, quote = attrs.get("start"), attrs.get("end"), attrs.get("quote")
+        if start is not None or end is not None:
+            if start is None or end is None:
+                raise serializers.ValidationError("Give both start and end, or a quote.")
+            if not start < end <= len(text):
+                raise serializers.ValidationError(
+                    {"end": f"The span must satisfy start < end <= {len(text)} (the text length)."}
+                )
+            if quote is not None and text[start:end] != quote:
+                raise serializers.ValidationError(
+                    {"quote": f"The source text at [{start}:{end}] is “{text[start:end]}”."}
+                )
+            return Span(source=source, start=start, end=end)
+        if quote is None:
+            raise serializers.ValidationError("Give start and end, or a quote.")
+        try:
+            start, end = locate_quote(text=text, quote=quote, occurrence=attrs.get("occurrence"))
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError({"quote": exc.messages}) from None
+        return Span(source=source, start=start, end=end)
+
+
+class DatedInputMixin:
+    """Checks a dated interval before it reaches the database's constraints."""
+
+    def validate(self, attrs):
+        attrs = super().validate(attrs)
+        # A partial update keeps the stored values of fields left out; a full one resets them.
+        instance = self.instance if self.partial else None
+
+        def current(name):
+            return attrs[name] if name in attrs else getattr(instance, name, None)
+
+        start, end = current("date_start"), current("date_end")
+        if start is None and end is None:
+            raise serializers.ValidationError(
+                {"date_end": "Give date_start, date_end or both; an interval needs a bound."}
+            )
+        if start is not None and end is not None and start > end:
+            raise serializers.ValidationError({"date_start": "Must not be after date_end."})
+        return attrs
+
+
+def _absolute(request, path: str) -> str:
+    return request.build_absolute_uri(path) if request else path
+
+
+# Sources ------------------------------------------------------------------------
+
+
+class SourceSerializer(serializers.ModelSerializer):
+    url = serializers.HyperlinkedIdentityField(view_name="source-detail")
+    document_url = serializers.URLField(
+        source="url", read_only=True, help_text="Where the document was published."
+    )
+
+    class Meta:
+        model = Source
+        fields = [
+            "id",
+            "url",
+            "title",
+            "publisher",
+            "document_url",
+            "published_on",
+            "language",
+            "text",
+            "sha256",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+
+@extend_schema_serializer(
+    examples=[
+        OpenApiExample(
+            "A news article",
+            value={
+                "title": "Border talks in Brussels",
+                "publisher": "Example Wire",
+                "document_url": "https://news.example.org/border-talks",
+                "published_on": "2024-03-15",
+                "language": "en",
+                "text": "Armenia and Azerbaijan held border talks in Brussels on Friday.",
+            },
+            request_only=True,
+        )
+    ]
+)
+class SourceWriteSerializer(serializers.ModelSerializer):
+    document_url = serializers.URLField(
+        source="url", required=False, allow_blank=True, max_length=2000
+    )
+
+    class Meta:
+        model = Source
+        fields = ["title", "publisher", "document_url", "published_on", "language", "text"]
+
+
+# Places -------------------------------------------------------------------------
+
+
+class PlaceSerializer(serializers.ModelSerializer):
+    url = serializers.HyperlinkedIdentityField(view_name="place-detail")
+
+    class Meta:
+        model = Place
+        fields = [
+            "id",
+            "url",
+            "slug",
+            "name",
+            "kind",
+            "country",
+            "latitude",
+            "longitude",
+            "geonames_id",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+
+class PlaceWriteSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Place
+        fields = ["slug", "name", "kind", "country", "latitude", "longitude", "geonames_id"]
+
+    def validate(self, attrs):
+        instance = self.instance
+        latitude = attrs.get("latitude", getattr(instance, "latitude", None))
+        longitude = attrs.get("longitude", getattr(instance, "longitude", None))
+        if (latitude is None) != (longitude is None):
+            raise serializers.ValidationError(
+                {"longitude": "Give latitude and longitude together, or neither."}
+            )
+        return attrs
+
+
+# Events -------------------------------------------------------------------------
+
+
+class ParticipantSerializer(serializers.ModelSerializer):
+    actor = ActorRefSerializer(read_only=True)
+
+    class Meta:
+        model = EventParticipant
+        fields = ["actor", "role"]
+        read_only_fields = fields
+
+
+class ParticipantInputSerializer(serializers.Serializer):
+    actor = serializers.PrimaryKeyRelatedField(queryset=Actor.objects.all())
+    role = serializers.ChoiceField(choices=ParticipantRole.choices)
+
+
+class EventSerializer(serializers.ModelSerializer):
+    """An event with its participants, place and evidence."""
+
+    url = serializers.HyperlinkedIdentityField(view_name="event-detail")
+    quad_class = serializers.ChoiceField(
+        choices=QuadClass.choices,
+        read_only=True,
+        allow_null=True,
+        help_text="PLOVER quad class, derived from the type (null for DISSOLVE).",
+    )
+    date_display = serializers.CharField(
+        read_only=True, help_text='The date at its precision, e.g. "before 9 Nov 2023".'
+    )
+    place = PlaceRefSerializer(read_only=True, allow_null=True)
+    participants = ParticipantSerializer(many=True, read_only=True)
+    evidence = EvidenceSerializer(many=True, read_only=True)
+    statements_url = serializers.SerializerMethodField()
+
+    @staticmethod
+    def eager(queryset):
+        # 1 query for the events with their places, 1 for participants with
+        # their actors, 1 for evidence: 3 whatever the page size.
+        return queryset.select_related("place").prefetch_related(
+            Prefetch(
+                "participants", EventParticipant.objects.select_related("actor").order_by("id")
+            ),
+            Prefetch("evidence", Evidence.objects.order_by("source_id", "start", "end", "id")),
+        )
+
+    class Meta:
+        model = Event
+        fields = [
+            "id",
+            "url",
+            "type",
+            "quad_class",
+            "mode",
+            "context",
+            "vocabulary_version",
+            "status",
+            "title",
+            "summary",
+            "date_start",
+            "date_end",
+            "date_precision",
+            "date_display",
+            "place",
+            "place_text",
+            "participants",
+            "evidence",
+            "review_status",
+            "statements_url",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(OpenApiTypes.URI)
+    def get_statements_url(self, event: Event) -> str:
+        path = f"{reverse('statement-list')}?about_event={event.pk}"
+        return _absolute(self.context.get("request"), path)
+
+
+EVENT_EXAMPLE = {
+    "type": "CONSULT",
+    "mode": "mediated-talks",
+    "context": ["diplomatic", "territory"],
+    "status": "occurred",
+    "title": "Armenia and Azerbaijan hold border talks in Brussels",
+    "summary": "",
+    "date_start": "2024-03-15",
+    "date_end": "2024-03-15",
+    "date_precision": "day",
+    "place": 6,
+    "place_text": "Brussels",
+    "review_status": "draft",
+    "participants": [
+        {"actor": 1, "role": "participant"},
+        {"actor": 3, "role": "participant"},
+        {"actor": 6, "role": "mediator"},
+    ],
+    "evidence": [
+        {"source": 2, "quote": "Armenia and Azerbaijan held border talks in Brussels on Friday"}
+    ],
+}
+
+
+@extend_schema_serializer(
+    examples=[OpenApiExample("Mediated talks", value=EVENT_EXAMPLE, request_only=True)]
+)
+class EventWriteSerializer(DatedInputMixin, serializers.ModelSerializer):
+    """Participants and evidence, when given, replace the current ones."""
+
+    participants = ParticipantInputSerializer(many=True, required=False)
+    evidence = EvidenceInputSerializer(many=True, allow_empty=False)
+
+    class Meta:
+        model = Event
+        fields = [
+            "type",
+            "mode",
+            "context",
+            "status",
+            "title",
+            "summary",
+            "date_start",
+            "date_end",
+            "date_precision",
+            "place",
+            "place_text",
+            "review_status",
+            "participants",
+            "evidence",
+        ]
+
+    def validate_participants(self, participants):
+        pairs = [(p["actor"].pk, p["role"]) for p in participants]
+        if len(pairs) != len(set(pairs)):
+            raise serializers.ValidationError("An actor is listed twice in the same role.")
+        return participants
+
+
+# Statements ---------------------------------------------------------------------
+
+
+class StatementSerializer(serializers.ModelSerializer):
+    """A statement with its speaker, the actors and events it concerns, and evidence."""
+
+    url = serializers.HyperlinkedIdentityField(view_name="statement-detail")
+    speaker = ActorRefSerializer(read_only=True)
+    date_display = serializers.CharField(read_only=True)
+    targets = ActorRefSerializer(many=True, read_only=True)
+    about_actors = ActorRefSerializer(many=True, read_only=True)
+    about_events = EventRefSerializer(many=True, read_only=True)
+    evidence = EvidenceSerializer(many=True, read_only=True)
+
+    @staticmethod
+    def eager(queryset):
+        # 1 query for the statements with their speakers, 1 for the linked actors,
+        # 1 for the events they are about, 1 for evidence: 4 whatever the page size.
+        return queryset.select_related("speaker").prefetch_related(
+            Prefetch("actor_links", StatementActor.objects.select_related("actor").order_by("id")),
+            Prefetch("about_events", Event.objects.order_by("id")),
+            Prefetch("evidence", Evidence.objects.order_by("source_id", "start", "end", "id")),
+        )
+
+    class Meta:
+        model = Statement
+        fields = [
+            "id",
+            "url",
+            "speaker",
+            "kind",
+            "content",
+            "quote",
+            "stance",
+            "date_start",
+            "date_end",
+            "date_precision",
+            "date_display",
+            "targets",
+            "about_actors",
+            "about_events",
+            "evidence",
+            "review_status",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+
+@extend_schema_serializer(
+    examples=[
+        OpenApiExample(
+            "An appeal with a verbatim quote",
+            value={
+                "speaker": 1,
+                "kind": "appeal",
+                "content": 'Urges the international community to prevent "ethnic cleansing".',
+                "quote": "ethnic cleansing",
+                "stance": "",
+                "date_start": None,
+                "date_end": "2023-11-09",
+                "date_precision": "unknown",
+                "targets": [13],
+                "about_actors": [12],
+                "about_events": [14],
+                "review_status": "draft",
+                "evidence": [
+                    {
+                        "source": 1,
+                        "quote": "it urges the international community to prevent "
+                        "“ethnic cleansing” in the region",
+                    }
+                ],
+            },
+            request_only=True,
+        )
+    ]
+)
+class StatementWriteSerializer(DatedInputMixin, serializers.ModelSerializer):
+    """Lists given (targets, about_actors, about_events, evidence) replace the
+    current ones. A verbatim `quote` must lie inside one of the cited spans."""
+
+    targets = serializers.PrimaryKeyRelatedField(
+        queryset=Actor.objects.all(), many=True, required=False
+    )
+    about_actors = serializers.PrimaryKeyRelatedField(
+        queryset=Actor.objects.all(), many=True, required=False
+    )
+    about_events = serializers.PrimaryKeyRelatedField(
+        queryset=Event.objects.all(), many=True, required=False
+    )
+    evidence = EvidenceInputSerializer(many=True, allow_empty=False)
+
+    class Meta:
+        model = Statement
+        fields = [
+            "speaker",
+            "kind",
+            "content",
+            "quote",
+            "stance",
+            "date_start",
+            "date_end",
+            "date_precision",
+            "targets",
+            "about_actors",
+            "about_events",
+            "review_status",
+            "evidence",
+        ]

@@ -1,0 +1,11 @@
+from rest_framework.routers import SimpleRouter
+
+from events.views import EventViewSet, PlaceViewSet, SourceViewSet, StatementViewSet
+
+router = SimpleRouter()
+router.register("events", EventViewSet, basename="event")
+router.register("statements", StatementViewSet, basename="statement")
+router.register("sources", SourceViewSet, basename="source")
+router.register("places", PlaceViewSet, basename="place")
+
+urlpatterns = router.urls
