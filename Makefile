@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha256sum requirements.lock | cut -c1-12)
 
-.PHONY: install run test lint format migrate seed superuser lock clean
+.PHONY: install run test lint format migrate seed superuser schema lock clean
 
 $(STAMP): requirements.lock
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed; found " + sys.version.split()[0])'
@@ -39,6 +39,11 @@ test: install
 	$(BIN)/python manage.py check
 	$(BIN)/python manage.py makemigrations --check --dry-run
 	$(BIN)/pytest
+
+# Regenerate the committed OpenAPI document after changing the API.
+schema: export SECRET_KEY ?= schema-generation-only
+schema: install
+	$(BIN)/python manage.py spectacular --validate --fail-on-warn --file openapi/v1.yaml
 
 format: install
 	$(BIN)/ruff check --fix .

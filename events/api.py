@@ -139,7 +139,7 @@ def problem_exception_handler(exc: Exception, context: dict) -> HttpResponse | N
     elif isinstance(exc, ConflictError):
         exc = Conflict(str(exc))
     elif isinstance(exc, ProtectedError):
-        names = sorted({type(obj)._meta.verbose_name_plural for obj in exc.protected_objects})
+        names = sorted({str(type(obj)._meta.verbose_name_plural) for obj in exc.protected_objects})
         exc = Conflict(
             f"This record is still referenced by {', '.join(names)}; remove those first."
         )
