@@ -27,6 +27,34 @@ class IdentifierSerializer(serializers.ModelSerializer):
         extra_kwargs = {"scheme": {"validators": []}, "value": {"validators": []}}
 
 
+@extend_schema_serializer(
+    examples=[
+        OpenApiExample(
+            "A country",
+            response_only=True,
+            value={
+                "id": 1,
+                "url": "https://ledger.example.org/api/v1/actors/1/",
+                "slug": "armenia",
+                "name": "Armenia",
+                "kind": "country",
+                "country": "ARM",
+                "sector": "",
+                "description": "Republic of Armenia.",
+                "aliases": [],
+                "identifiers": [
+                    {"scheme": "iso3166", "value": "ARM"},
+                    {"scheme": "wikidata", "value": "Q399"},
+                ],
+                "events_url": "https://ledger.example.org/api/v1/events/?actor=1",
+                "statements_url": "https://ledger.example.org/api/v1/statements/?speaker=1",
+                "affiliations_url": "https://ledger.example.org/api/v1/affiliations/?actor=1",
+                "created_at": "2023-11-10T09:00:00Z",
+                "updated_at": "2023-11-10T09:00:00Z",
+            },
+        )
+    ]
+)
 class ActorSerializer(serializers.ModelSerializer):
     """An actor with its aliases, external identifiers and links to its records."""
 

@@ -414,6 +414,7 @@ class KeysetPagination(BasePagination):
                     "format": "uri",
                     "nullable": True,
                     "description": "The next page, or null on the last page.",
+                    "example": "https://ledger.example.org/api/v1/events/?cursor=eyJvIjoiaWQiLCJ2IjpbNTBdfQ",
                 },
                 "results": schema,
             },

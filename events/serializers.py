@@ -238,6 +238,65 @@ class ParticipantInputSerializer(serializers.Serializer):
     role = serializers.ChoiceField(choices=ParticipantRole.choices)
 
 
+ACTOR_REF_EXAMPLE = {
+    "id": 2,
+    "url": "https://ledger.example.org/api/v1/actors/2/",
+    "name": "Russia",
+    "kind": "country",
+}
+
+
+@extend_schema_serializer(
+    examples=[
+        OpenApiExample(
+            "An invasion",
+            response_only=True,
+            value={
+                "id": 1,
+                "url": "https://ledger.example.org/api/v1/events/1/",
+                "type": "ASSAULT",
+                "quad_class": "material_conflict",
+                "mode": "invasion",
+                "context": ["military", "territory"],
+                "vocabulary_version": "el-plover-1.0",
+                "status": "occurred",
+                "title": "Russia invades Ukraine",
+                "summary": "Russia's invasion of Ukraine.",
+                "date_start": None,
+                "date_end": "2023-11-09",
+                "date_precision": "unknown",
+                "date_display": "before 9 Nov 2023",
+                "place": {
+                    "id": 2,
+                    "url": "https://ledger.example.org/api/v1/places/2/",
+                    "name": "Ukraine",
+                    "kind": "country",
+                    "country": "UKR",
+                },
+                "place_text": "Ukraine",
+                "participants": [
+                    {"actor": ACTOR_REF_EXAMPLE, "role": "initiator"},
+                    {
+                        "actor": {
+                            "id": 4,
+                            "url": "https://ledger.example.org/api/v1/actors/4/",
+                            "name": "Ukraine",
+                            "kind": "country",
+                        },
+                        "role": "target",
+                    },
+                ],
+                "evidence": [
+                    {"source": 1, "start": 71, "end": 101, "quote": "Russia’s invasion of Ukraine"}
+                ],
+                "review_status": "reviewed",
+                "statements_url": "https://ledger.example.org/api/v1/statements/?about_event=1",
+                "created_at": "2023-11-10T09:00:00Z",
+                "updated_at": "2023-11-10T09:00:00Z",
+            },
+        )
+    ]
+)
 class EventSerializer(serializers.ModelSerializer):
     """An event with its participants, place and evidence."""
 
@@ -363,6 +422,48 @@ class EventWriteSerializer(DatedInputMixin, serializers.ModelSerializer):
 # Statements ---------------------------------------------------------------------
 
 
+@extend_schema_serializer(
+    examples=[
+        OpenApiExample(
+            "A criticism",
+            response_only=True,
+            value={
+                "id": 4,
+                "url": "https://ledger.example.org/api/v1/statements/4/",
+                "speaker": ACTOR_REF_EXAMPLE,
+                "kind": "criticism",
+                "content": "Russia criticized Armenia's actions.",
+                "quote": "",
+                "stance": "critical",
+                "date_start": None,
+                "date_end": "2023-11-09",
+                "date_precision": "unknown",
+                "date_display": "before 9 Nov 2023",
+                "targets": [
+                    {
+                        "id": 1,
+                        "url": "https://ledger.example.org/api/v1/actors/1/",
+                        "name": "Armenia",
+                        "kind": "country",
+                    }
+                ],
+                "about_actors": [],
+                "about_events": [],
+                "evidence": [
+                    {
+                        "source": 1,
+                        "start": 1307,
+                        "end": 1336,
+                        "quote": "criticizing Armenia’s actions",
+                    }
+                ],
+                "review_status": "draft",
+                "created_at": "2023-11-10T09:00:00Z",
+                "updated_at": "2023-11-10T09:00:00Z",
+            },
+        )
+    ]
+)
 class StatementSerializer(serializers.ModelSerializer):
     """A statement with its speaker, the actors and events it concerns, and evidence."""
 
