@@ -7,7 +7,6 @@ from drf_spectacular.utils import OpenApiExample, extend_schema_field, extend_sc
 from rest_framework import serializers
 
 from actors.models import Actor, ActorAlias, ActorIdentifier, Affiliation
-from events.models import Evidence
 from events.serializers import (
     ActorRefSerializer,
     EvidenceInputSerializer,
@@ -181,7 +180,7 @@ class AffiliationSerializer(serializers.ModelSerializer):
     def eager(queryset):
         # 1 query for the affiliations with both actors, 1 for evidence.
         return queryset.select_related("member", "organization").prefetch_related(
-            Prefetch("evidence", Evidence.objects.order_by("source_id", "start", "end", "id"))
+            "evidence",  # ordered by Evidence.Meta.ordering
         )
 
     class Meta:

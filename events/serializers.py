@@ -323,7 +323,7 @@ class EventSerializer(serializers.ModelSerializer):
             Prefetch(
                 "participants", EventParticipant.objects.select_related("actor").order_by("id")
             ),
-            Prefetch("evidence", Evidence.objects.order_by("source_id", "start", "end", "id")),
+            "evidence",  # ordered by Evidence.Meta.ordering
         )
 
     class Meta:
@@ -482,7 +482,7 @@ class StatementSerializer(serializers.ModelSerializer):
         return queryset.select_related("speaker").prefetch_related(
             Prefetch("actor_links", StatementActor.objects.select_related("actor").order_by("id")),
             Prefetch("about_events", Event.objects.order_by("id")),
-            Prefetch("evidence", Evidence.objects.order_by("source_id", "start", "end", "id")),
+            "evidence",  # ordered by Evidence.Meta.ordering
         )
 
     class Meta:
