@@ -4,7 +4,13 @@ external identifiers and affiliations."""
 from django.db import models
 from django.db.models import F, Q
 
-from events.models import COUNTRY_CODE_RE, DatePrecision, country_code_validator
+from events.models import (
+    COUNTRY_CODE_RE,
+    DatePrecision,
+    Revisioned,
+    country_code_validator,
+    track_history,
+)
 
 
 class ActorKind(models.TextChoices):
@@ -40,7 +46,8 @@ class ActorQuerySet(models.QuerySet):
         return self.filter(identifiers__scheme=scheme, identifiers__value=value)
 
 
-class Actor(models.Model):
+@track_history("ActorSnapshot")
+class Actor(Revisioned):
     """Someone who acts or speaks.
 
     `id` is the stable public identifier: it comes from an identity column and is
@@ -85,6 +92,7 @@ class Actor(models.Model):
         return self.name
 
 
+@track_history("ActorAliasSnapshot")
 class ActorAlias(models.Model):
     """Another name the actor goes by ("Moscow" for Russia, "Pashinyan")."""
 
@@ -104,6 +112,7 @@ class ActorAlias(models.Model):
         return self.name
 
 
+@track_history("ActorIdentifierSnapshot")
 class ActorIdentifier(models.Model):
     """An identifier of the actor in another system: (`wikidata`, `Q399`).
 
@@ -136,7 +145,8 @@ class ActorIdentifier(models.Model):
         return f"{self.scheme}:{self.value}"
 
 
-class Affiliation(models.Model):
+@track_history("AffiliationSnapshot")
+class Affiliation(Revisioned):
     """A person or body holding a role in an organisation ("Prime Minister" of
     Armenia), over an interval whose ends each carry their own precision.
     An empty start or end means the source does not say.

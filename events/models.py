@@ -7,6 +7,8 @@ with every event (`vocabulary_version`).
 import datetime
 import hashlib
 
+import pghistory
+
 from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVector, SearchVectorField
@@ -59,6 +61,37 @@ def format_interval(start: datetime.date | None, end: datetime.date | None, prec
     if precision == DatePrecision.UNKNOWN:
         return f"between {first} and {last}"
     return first if first == last else f"{first} – {last}"
+
+
+class Revisioned(models.Model):
+    """A resource with a revision number: 1 when created, one more for every
+    transaction that changes it or one of its child rows (participants,
+    evidence, aliases, ...). Database triggers keep it, whatever path writes.
+    """
+
+    revision = models.PositiveIntegerField(default=1, editable=False)
+    # The transaction that set `revision`: a second change in the same
+    # transaction keeps the number. Internal; never shown.
+    revised_tx = models.BigIntegerField(default=0, editable=False)
+
+    class Meta:
+        abstract = True
+
+
+def track_history(model_name: str, *, exclude: tuple[str, ...] = ()):
+    """Snapshot every insert, update and delete of the model into the table of
+    `model_name`, with the write's context (who, through what, why)."""
+    return pghistory.track(
+        pghistory.InsertEvent(),
+        pghistory.UpdateEvent(),
+        pghistory.DeleteEvent(),
+        exclude=["revised_tx", *exclude],
+        model_name=model_name,
+        obj_field=pghistory.ObjForeignKey(related_name="snapshots"),
+    )
+
+
+DERIVED = ("date_sort", "search_vector")  # generated columns, not history
 
 
 class DatedInterval(models.Model):
@@ -129,7 +162,8 @@ class DatedInterval(models.Model):
         return format_interval(self.date_start, self.date_end, self.date_precision)
 
 
-class Source(models.Model):
+@track_history("SourceSnapshot")
+class Source(Revisioned):
     """A document facts come from. Its full text is kept so that every evidence
     span stays checkable; `sha256` is the hex digest of the UTF-8 text, kept
     current by a database trigger whatever path writes the row. The text cannot
@@ -175,7 +209,8 @@ class PlaceKind(models.TextChoices):
     OTHER = "other", "Other"
 
 
-class Place(models.Model):
+@track_history("PlaceSnapshot")
+class Place(Revisioned):
     """A named location. Coordinates are optional, but given together."""
 
     slug = models.SlugField(max_length=100, unique=True)
@@ -311,7 +346,8 @@ class EventQuerySet(models.QuerySet):
         return self.filter(participants__actor=actor).distinct()
 
 
-class Event(DatedInterval):
+@track_history("EventSnapshot", exclude=DERIVED)
+class Event(Revisioned, DatedInterval):
     """Who did what to whom, when and where, as reported by its evidence.
 
     For an ongoing event, `date_end` is the last date it was reported as still
@@ -404,6 +440,7 @@ class ParticipantRole(models.TextChoices):
     PARTICIPANT = "participant", "Participant"
 
 
+@track_history("EventParticipantSnapshot")
 class EventParticipant(models.Model):
     """An actor taking part in an event in one role."""
 
@@ -448,7 +485,8 @@ class Stance(models.TextChoices):
     CRITICAL = "critical", "Critical"
 
 
-class Statement(DatedInterval):
+@track_history("StatementSnapshot", exclude=DERIVED)
+class Statement(Revisioned, DatedInterval):
     """What an actor said, as reported speech: the speaker, the kind of speech
     act, a paraphrase, and the verbatim words when the source quotes them.
     Every statement cites at least one evidence span (checked at commit).
@@ -459,7 +497,9 @@ class Statement(DatedInterval):
     content = models.TextField(help_text="What was said, paraphrased.")
     quote = models.TextField(blank=True, help_text="The speaker's verbatim words, when quoted.")
     stance = models.CharField(max_length=10, choices=Stance.choices, blank=True)
-    about_events = models.ManyToManyField(Event, blank=True, related_name="statements")
+    about_events = models.ManyToManyField(
+        Event, blank=True, related_name="statements", through="StatementEvent"
+    )
     review_status = models.CharField(
         max_length=10, choices=ReviewStatus.choices, default=ReviewStatus.DRAFT
     )
@@ -516,6 +556,7 @@ class StatementActorRole(models.TextChoices):
     ABOUT = "about", "Actor the statement is about"
 
 
+@track_history("StatementActorSnapshot")
 class StatementActor(models.Model):
     """An actor a statement is addressed to (`target`) or speaks about (`about`)."""
 
@@ -542,6 +583,26 @@ class StatementActor(models.Model):
         return f"{self.actor} ({self.role})"
 
 
+@track_history("StatementEventSnapshot")
+class StatementEvent(models.Model):
+    """An event a statement is about."""
+
+    statement = models.ForeignKey(Statement, on_delete=models.CASCADE, related_name="event_links")
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="statement_links")
+
+    class Meta:
+        ordering = ["statement_id", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["statement", "event"], name="events_statement_event_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return str(self.event)
+
+
+@track_history("EvidenceSnapshot")
 class Evidence(models.Model):
     """A span of a source's text cited by exactly one event, statement or
     affiliation. `quote == source.text[start:end]` always holds: a database
