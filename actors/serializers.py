@@ -77,6 +77,7 @@ class ActorSerializer(serializers.ModelSerializer):
         fields = [
             "id",
             "url",
+            "revision",
             "slug",
             "name",
             "kind",
@@ -188,6 +189,7 @@ class AffiliationSerializer(serializers.ModelSerializer):
         fields = [
             "id",
             "url",
+            "revision",
             "member",
             "organization",
             "role",

@@ -75,6 +75,36 @@ class Conflict(exceptions.APIException):
     default_code = "conflict"
 
 
+class PreconditionRequired(exceptions.APIException):
+    status_code = 428
+    default_detail = (
+        "Send If-Match with the record's ETag (its revision): writes must say which "
+        "revision they change."
+    )
+    default_code = "precondition-required"
+
+
+class PreconditionFailed(exceptions.APIException):
+    status_code = status.HTTP_412_PRECONDITION_FAILED
+    default_code = "precondition-failed"
+
+    def __init__(self, current_revision: int):
+        super().__init__(
+            f"The record has changed: it is at revision {current_revision}. "
+            "Read it again and reapply your change."
+        )
+        self.extra = {"current_revision": current_revision}
+
+
+class Gone(exceptions.APIException):
+    status_code = status.HTTP_410_GONE
+    default_code = "gone"
+
+    def __init__(self, history_url: str):
+        super().__init__("This record was deleted. Its history stays readable.")
+        self.extra = {"history_url": history_url}
+
+
 class ServiceUnavailable(exceptions.APIException):
     status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     default_detail = "The service cannot answer right now; try again shortly."
@@ -165,7 +195,7 @@ def problem_exception_handler(exc: Exception, context: dict) -> HttpResponse | N
         k: v for k, v in response.items() if k in ("Retry-After", "WWW-Authenticate", "Allow")
     }
     code = exc.get_codes() if isinstance(exc, exceptions.APIException) else "error"
-    extra = {}
+    extra = dict(getattr(exc, "extra", {}))
     if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
         extra["retry_after"] = int(exc.wait)
     return problem_response(
@@ -470,6 +500,15 @@ PROBLEM_SCHEMA = {
         "detail": {"type": "string", "description": "What went wrong in this occurrence."},
         "instance": {"type": "string", "description": "The path of the request."},
         "retry_after": {"type": "integer", "description": "Seconds to wait (429 only)."},
+        "current_revision": {
+            "type": "integer",
+            "description": "The record's current revision (412 only).",
+        },
+        "history_url": {
+            "type": "string",
+            "format": "uri",
+            "description": "Where the deleted record's history is (410 only).",
+        },
         "errors": {
             "type": "array",
             "description": "Validation errors (400), one per invalid value.",
@@ -500,18 +539,23 @@ _ERROR_RESPONSES = {
     "404": "No such resource.",
     "405": "The method is not allowed here.",
     "409": "The change conflicts with the stored data.",
+    "410": "The record was deleted; see history_url.",
+    "412": "If-Match names an old revision; current_revision says the new one.",
+    "428": "If-Match is required.",
     "413": "The request body is too large.",
     "415": "The request body is not JSON.",
     "429": "Too many requests; wait `Retry-After` seconds.",
     "500": "The server failed.",
     "503": "The service or its database is unavailable.",
 }
+_WRITE_ERRORS = ["400", "401", "403", "404", "409", "410", "412", "413", "415", "428", "429"]
+_WRITE_ERRORS += ["500", "503"]
 _ERRORS_BY_METHOD = {
-    "get": ["400", "404", "429", "500", "503"],
+    "get": ["400", "404", "410", "429", "500", "503"],
     "post": ["400", "401", "403", "409", "413", "415", "429", "500", "503"],
-    "put": ["400", "401", "403", "404", "409", "413", "415", "429", "500", "503"],
-    "patch": ["400", "401", "403", "404", "409", "413", "415", "429", "500", "503"],
-    "delete": ["401", "403", "404", "409", "429", "500", "503"],
+    "put": _WRITE_ERRORS,
+    "patch": _WRITE_ERRORS,
+    "delete": ["401", "403", "404", "409", "410", "412", "428", "429", "500", "503"],
 }
 
 
@@ -523,8 +567,8 @@ def problem_responses_hook(result, generator, request, public):
         for method, operation in path_item.items():
             responses = operation.setdefault("responses", {})
             for code in _ERRORS_BY_METHOD.get(method, []):
-                if code == "404" and method == "get" and "{" not in _path_of(result, path_item):
-                    continue
+                if code in ("404", "410") and "{" not in _path_of(result, path_item):
+                    continue  # lists are never missing
                 responses.setdefault(
                     code,
                     {

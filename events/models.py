@@ -8,7 +8,6 @@ import datetime
 import hashlib
 
 import pghistory
-
 from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVector, SearchVectorField
@@ -664,3 +663,33 @@ class Evidence(models.Model):
             raise ValidationError(
                 {"quote": f"The source text at [{self.start}:{self.end}] is “{actual}”."}
             )
+
+
+class ChangeAction(models.TextChoices):
+    CREATE = "create", "Created"
+    UPDATE = "update", "Updated"
+    DELETE = "delete", "Deleted"
+
+
+class Change(models.Model):
+    """One entry of the change feed: a resource created, given a new revision,
+    or deleted. Written by a database trigger on every resource table, so every
+    write path appears. `txid` is the writing transaction, which orders the feed.
+    """
+
+    resource = models.CharField(max_length=20)
+    object_id = models.BigIntegerField()
+    action = models.CharField(max_length=10, choices=ChangeAction.choices)
+    revision = models.PositiveIntegerField()
+    txid = models.BigIntegerField()
+    changed_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["txid", "id"]
+        indexes = [
+            models.Index(fields=["txid", "id"], name="events_change_position"),
+            models.Index(fields=["resource", "txid", "id"], name="events_change_resource"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.resource}/{self.object_id} r{self.revision}"

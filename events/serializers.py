@@ -14,6 +14,7 @@ from rest_framework import serializers
 
 from actors.models import Actor
 from events.models import (
+    ChangeAction,
     Event,
     EventParticipant,
     Evidence,
@@ -142,6 +143,7 @@ class SourceSerializer(serializers.ModelSerializer):
         fields = [
             "id",
             "url",
+            "revision",
             "title",
             "publisher",
             "document_url",
@@ -192,6 +194,7 @@ class PlaceSerializer(serializers.ModelSerializer):
         fields = [
             "id",
             "url",
+            "revision",
             "slug",
             "name",
             "kind",
@@ -331,6 +334,7 @@ class EventSerializer(serializers.ModelSerializer):
         fields = [
             "id",
             "url",
+            "revision",
             "type",
             "quad_class",
             "mode",
@@ -490,6 +494,7 @@ class StatementSerializer(serializers.ModelSerializer):
         fields = [
             "id",
             "url",
+            "revision",
             "speaker",
             "kind",
             "content",
@@ -571,3 +576,57 @@ class StatementWriteSerializer(DatedInputMixin, serializers.ModelSerializer):
             "review_status",
             "evidence",
         ]
+
+
+# History ------------------------------------------------------------------------
+
+
+class HistoryEntrySerializer(serializers.Serializer):
+    """One revision of a record."""
+
+    revision = serializers.IntegerField()
+    action = serializers.ChoiceField(choices=ChangeAction.choices)
+    time = serializers.DateTimeField()
+    user = serializers.CharField(allow_null=True, help_text="Who made the change, if known.")
+    auth = serializers.CharField(allow_null=True, help_text="token or session.")
+    via = serializers.CharField(
+        allow_null=True, help_text="Through what: api, admin, seed, shell; null for raw SQL."
+    )
+    request_id = serializers.CharField(allow_null=True)
+    reason = serializers.CharField(allow_null=True, help_text="The reason the writer gave.")
+    changes = serializers.DictField(
+        child=serializers.DictField(),
+        help_text="Each changed field with its value `before` and `after`.",
+    )
+    url = serializers.URLField(help_text="The record as it was at this revision.")
+
+
+class HistorySerializer(serializers.Serializer):
+    results = HistoryEntrySerializer(many=True)
+
+
+class ChangeSerializer(serializers.Serializer):
+    """One entry of the change feed."""
+
+    resource = serializers.ChoiceField(
+        choices=["actors", "affiliations", "events", "places", "sources", "statements"]
+    )
+    id = serializers.IntegerField(help_text="The record's id.")
+    action = serializers.ChoiceField(choices=ChangeAction.choices)
+    revision = serializers.IntegerField(help_text="The revision this change made.")
+    changed_at = serializers.DateTimeField()
+    url = serializers.URLField()
+    data = serializers.JSONField(
+        allow_null=True,
+        help_text="The record's current representation, or null if it no longer exists.",
+    )
+
+
+class ChangeFeedSerializer(serializers.Serializer):
+    next = serializers.URLField(
+        allow_null=True, help_text="More changes are ready now: follow this link."
+    )
+    cursor = serializers.CharField(
+        help_text="Position after the last change listed: pass it as `after` next time."
+    )
+    results = ChangeSerializer(many=True)

@@ -1,6 +1,13 @@
+from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from events.views import EventViewSet, PlaceViewSet, SourceViewSet, StatementViewSet
+from events.views import (
+    ChangeFeedView,
+    EventViewSet,
+    PlaceViewSet,
+    SourceViewSet,
+    StatementViewSet,
+)
 
 router = SimpleRouter()
 router.register("events", EventViewSet, basename="event")
@@ -8,4 +15,7 @@ router.register("statements", StatementViewSet, basename="statement")
 router.register("sources", SourceViewSet, basename="source")
 router.register("places", PlaceViewSet, basename="place")
 
-urlpatterns = router.urls
+urlpatterns = [
+    path("changes/", ChangeFeedView.as_view(), name="change-list"),
+    *router.urls,
+]

@@ -1,19 +1,48 @@
 """API views of sources, places, events and statements, the shared base
 viewset whose writes go through the services, and the health checks."""
 
+import base64
+import binascii
+import json
+import re
+
 from django.core.exceptions import FieldDoesNotExist
 from django.db import connection, models, transaction
-from django.http import HttpRequest, JsonResponse
-from drf_spectacular.utils import extend_schema, extend_schema_view
+from django.db.models.expressions import RawSQL
+from django.http import Http404, HttpRequest, JsonResponse
+from django.urls import reverse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import exceptions, serializers, status, viewsets
+from rest_framework.decorators import action
 from rest_framework.response import Response
+from rest_framework.utils.urls import replace_query_param
+from rest_framework.views import APIView
 
-from events.api import problem_response
+from actors.models import Actor, Affiliation
+from actors.serializers import ActorSerializer, AffiliationSerializer
+from events.api import (
+    Gone,
+    InvalidQuery,
+    PreconditionFailed,
+    PreconditionRequired,
+    problem_response,
+)
 from events.filters import EventFilterSet, PlaceFilterSet, SourceFilterSet, StatementFilterSet
-from events.models import Event, Place, Source, Statement
+from events.history import (
+    Reconstruction,
+    context_summary,
+    has_history,
+    record_api_context,
+    revisions,
+    with_representations,
+)
+from events.models import Change, Event, Place, Source, Statement
 from events.serializers import (
+    ChangeFeedSerializer,
     EventSerializer,
     EventWriteSerializer,
+    HistorySerializer,
     PlaceSerializer,
     PlaceWriteSerializer,
     SourceSerializer,
@@ -34,6 +63,16 @@ from events.services import (
     statement_delete,
     statement_update,
 )
+
+# Feed resource name -> (URL basename, model, read serializer)
+FEED_RESOURCES = {
+    "actors": ("actor", Actor, ActorSerializer),
+    "affiliations": ("affiliation", Affiliation, AffiliationSerializer),
+    "events": ("event", Event, EventSerializer),
+    "places": ("place", Place, PlaceSerializer),
+    "sources": ("source", Source, SourceSerializer),
+    "statements": ("statement", Statement, StatementSerializer),
+}
 
 DATE_ORDERINGS = {
     "date": ("date_sort", "id"),
@@ -60,7 +99,6 @@ def crud_docs(singular: str, plural: str, about: str, read, write, *, delete: bo
             description=f"{about}\n\nCursor-paginated: follow `next` until it is null. "
             "Filters combine with AND.",
         ),
-        "retrieve": extend_schema(summary=f"Get one {singular}", description=about),
         "create": extend_schema(
             summary=f"Create {a_singular}",
             description=f"Needs the add permission on {plural}. Answers with the stored "
@@ -70,24 +108,53 @@ def crud_docs(singular: str, plural: str, about: str, read, write, *, delete: bo
         ),
         "update": extend_schema(
             summary=f"Replace {a_singular}",
-            description=f"Needs the change permission on {plural}. Fields left out take "
-            "their defaults; lists given replace the current ones.",
+            description=f"Needs the change permission on {plural} and `If-Match` with the "
+            "current ETag. Fields left out take their defaults; lists given replace the "
+            "current ones. An `X-Change-Reason` header is kept in the history.",
             request=write,
             responses={200: read},
         ),
         "partial_update": extend_schema(
             summary=f"Change {a_singular}",
-            description=f"Needs the change permission on {plural}. Only the fields given "
-            "change; lists given replace the current ones.",
+            description=f"Needs the change permission on {plural} and `If-Match` with the "
+            "current ETag. Only the fields given change; lists given replace the current "
+            "ones. An `X-Change-Reason` header is kept in the history.",
             request=write,
             responses={200: read},
         ),
     }
+    docs["history"] = extend_schema(
+        operation_id=f"{plural}_history_list",
+        summary=f"List the revisions of {a_singular}",
+        description="Newest first: when, who, through what (api, admin, seed, shell), the "
+        "request id, the reason given, and the fields that changed with their values "
+        "before and after. A deleted record keeps its history.",
+        responses={200: HistorySerializer},
+    )
+    docs["history_revision"] = extend_schema(
+        operation_id=f"{plural}_history_retrieve",
+        summary=f"Get {a_singular} as it was at a revision",
+        description="The full representation at that revision, child rows included.",
+        parameters=[OpenApiParameter("revision", int, OpenApiParameter.PATH)],
+        responses={200: read},
+    )
+    docs["retrieve"] = extend_schema(
+        summary=f"Get one {singular}",
+        description=f"{about}\n\nThe `ETag` is the revision: send it in `If-None-Match` to "
+        "get 304 when nothing changed, and in `If-Match` to write. With `as_of` "
+        "(an ISO 8601 time), the record as it was then.",
+        parameters=[
+            OpenApiParameter(
+                "as_of", OpenApiTypes.DATETIME, description="Show the record as it was then."
+            )
+        ],
+    )
     if delete:
         docs["destroy"] = extend_schema(
             summary=f"Delete {a_singular}",
-            description=f"Needs the delete permission on {plural}. A record that others "
-            "still refer to is kept and the answer is 409.",
+            description=f"Needs the delete permission on {plural} and `If-Match` with the "
+            "current ETag. A record that others still refer to is kept and the answer is "
+            "409. The history stays readable; the record then answers 410.",
         )
     return docs
 
@@ -96,8 +163,29 @@ def singular_article(noun: str) -> str:
     return f"an {noun}" if noun[0] in "aeiou" else f"a {noun}"
 
 
+def revision_etag(revision: int) -> str:
+    return f'"{revision}"'
+
+
+def etag_matches(header: str, revision: int, *, weak: bool) -> bool:
+    """Does an If-Match (strong comparison) or If-None-Match (weak) header name
+    this revision?"""
+    if header.strip() == "*":
+        return True
+    for is_weak, tag in ETAG_RE.findall(header):
+        if tag == str(revision) and (weak or not is_weak):
+            return True
+    return False
+
+
+ETAG_RE = re.compile(r'(W/)?"([^"]*)"')
+
+
 class ServiceViewSet(viewsets.ModelViewSet):
-    """A model viewset whose writes go through service functions.
+    """A model viewset whose writes go through service functions, with
+    revisions: reads carry an `ETag` (the revision) and honour `If-None-Match`;
+    writes require `If-Match`, checked and applied under a row lock in one
+    transaction; history is readable at `history/` and `?as_of=`.
 
     Subclasses set `serializer_class` (read), `write_serializer_class` (input),
     and implement `perform_service_create(data)`, `perform_service_update(
@@ -114,20 +202,62 @@ class ServiceViewSet(viewsets.ModelViewSet):
             return self.write_serializer_class
         return self.serializer_class
 
+    def get_object(self):
+        try:
+            return super().get_object()
+        except Http404:
+            pk = str(self.kwargs.get(self.lookup_field, ""))
+            if pk.isdigit() and has_history(self.queryset.model, pk):
+                raise Gone(self.history_url(pk)) from None
+            raise
+
+    def history_url(self, pk) -> str:
+        path = reverse(f"{self.basename}-history", kwargs={"pk": pk})
+        return self.request.build_absolute_uri(path)
+
     def read_representation(self, instance: models.Model) -> dict:
         fresh = self.get_queryset().get(pk=instance.pk)
         return self.serializer_class(fresh, context=self.get_serializer_context()).data
+
+    def render(self, instance: models.Model) -> dict:
+        return self.serializer_class(instance, context=self.get_serializer_context()).data
+
+    def retrieve(self, request, *args, **kwargs):
+        if "as_of" in request.query_params:
+            return self.retrieve_as_of(request.query_params["as_of"])
+        instance = self.get_object()
+        headers = {"ETag": revision_etag(instance.revision)}
+        if etag_matches(request.headers.get("If-None-Match", ""), instance.revision, weak=True):
+            return Response(status=status.HTTP_304_NOT_MODIFIED, headers=headers)
+        return Response(self.render(instance), headers=headers)
+
+    def retrieve_as_of(self, raw: str):
+        try:
+            moment = serializers.DateTimeField().to_internal_value(raw)
+        except serializers.ValidationError as exc:
+            raise InvalidQuery({"as_of": exc.detail}) from None
+        pk = self.kwargs["pk"]
+        past = [r for r in revisions(self.queryset.model, pk) if r.time <= moment]
+        if not past:
+            raise exceptions.NotFound("The record did not exist at that time.")
+        if past[-1].snapshot is None:
+            raise Gone(self.history_url(pk))
+        instance = Reconstruction(self.queryset.model, pk).at(past[-1].snapshot)
+        return Response(self.render(instance), headers={"ETag": revision_etag(instance.revision)})
 
     def create(self, request, *args, **kwargs):
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         with transaction.atomic():
+            record_api_context(request)
             instance = self.perform_service_create(serializer.validated_data)
         data = self.read_representation(instance)
-        return Response(data, status=status.HTTP_201_CREATED, headers={"Location": data["url"]})
+        headers = {"Location": data["url"], "ETag": revision_etag(data["revision"])}
+        return Response(data, status=status.HTTP_201_CREATED, headers=headers)
 
     def update(self, request, *args, **kwargs):
         partial = kwargs.pop("partial", False)
+        if_match = self.required_if_match()
         instance = self.get_object()
         serializer = self.get_serializer(instance, data=request.data, partial=partial)
         serializer.is_valid(raise_exception=True)
@@ -135,8 +265,34 @@ class ServiceViewSet(viewsets.ModelViewSet):
         if not partial:
             data = {**self.omitted_field_defaults(serializer), **data}
         with transaction.atomic():
-            instance = self.perform_service_update(instance, data, partial)
-        return Response(self.read_representation(instance))
+            locked = self.lock_revision(instance, if_match)
+            record_api_context(request)
+            instance = self.perform_service_update(locked, data, partial)
+        representation = self.read_representation(instance)
+        return Response(representation, headers={"ETag": revision_etag(representation["revision"])})
+
+    def destroy(self, request, *args, **kwargs):
+        if_match = self.required_if_match()
+        instance = self.get_object()
+        with transaction.atomic():
+            locked = self.lock_revision(instance, if_match)
+            record_api_context(request)
+            self.perform_service_delete(locked)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    def required_if_match(self) -> str:
+        header = self.request.headers.get("If-Match", "").strip()
+        if not header:
+            raise PreconditionRequired()
+        return header
+
+    def lock_revision(self, instance: models.Model, if_match: str) -> models.Model:
+        """Lock the row and check the client's revision: the check and the write
+        that follows are one atomic step."""
+        locked = type(instance).objects.select_for_update().get(pk=instance.pk)
+        if not etag_matches(if_match, locked.revision, weak=False):
+            raise PreconditionFailed(locked.revision)
+        return locked
 
     @staticmethod
     def omitted_field_defaults(serializer) -> dict:
@@ -157,11 +313,46 @@ class ServiceViewSet(viewsets.ModelViewSet):
                 defaults[field.source] = model_field.get_default()
         return defaults
 
-    def destroy(self, request, *args, **kwargs):
-        instance = self.get_object()
-        with transaction.atomic():
-            self.perform_service_delete(instance)
-        return Response(status=status.HTTP_204_NO_CONTENT)
+    @action(detail=True, methods=["get"], url_path="history", pagination_class=None)
+    def history(self, request, pk=None):
+        entries = self.history_entries(pk)
+        results = [
+            {
+                "revision": entry.revision,
+                "action": entry.action,
+                "time": entry.time,
+                **context_summary(entry.context),
+                "changes": entry.changes,
+                "url": request.build_absolute_uri(
+                    reverse(
+                        f"{self.basename}-history-revision",
+                        kwargs={"pk": pk, "revision": entry.revision},
+                    )
+                ),
+            }
+            for entry in reversed(entries)
+        ]
+        return Response(HistorySerializer({"results": results}).data)
+
+    @action(
+        detail=True,
+        methods=["get"],
+        url_path=r"history/(?P<revision>[0-9]+)",
+        url_name="history-revision",
+        pagination_class=None,
+    )
+    def history_revision(self, request, pk=None, revision=None):
+        entry = next((e for e in self.history_entries(pk) if e.revision == int(revision)), None)
+        if entry is None:
+            raise exceptions.NotFound(f"The record has no revision {revision}.")
+        if entry.representation is None:
+            raise Gone(self.history_url(pk))
+        return Response(entry.representation, headers={"ETag": revision_etag(entry.revision)})
+
+    def history_entries(self, pk):
+        if not str(pk).isdigit() or not has_history(self.queryset.model, pk):
+            raise exceptions.NotFound("No record with this id has ever existed.")
+        return with_representations(self.queryset.model, pk, self.render)
 
     def perform_service_create(self, data: dict) -> models.Model:
         raise NotImplementedError
@@ -327,3 +518,132 @@ def readyz(request: HttpRequest):
             headers={"Retry-After": "5"},
         )
     return JsonResponse({"status": "ok", "database": "ok"})
+
+
+class ChangeFeedView(APIView):
+    """The change feed: every create, update and delete across resources."""
+
+    page_size = 100
+    max_page_size = 1000
+
+    @extend_schema(
+        operation_id="changes_list",
+        summary="List changes since a cursor",
+        description="Every create, update and delete of actors, affiliations, events, places, "
+        "sources and statements, in the order their transactions were written, with "
+        "tombstones for deletions. Start without `after`, keep the `cursor` of each "
+        "answer, and pass it as `after` next time; follow `next` while it is set. Each "
+        "change carries the record's current representation (null once deleted); keep, "
+        "per record, the highest revision seen.",
+        parameters=[
+            OpenApiParameter("after", str, description="A `cursor` from an earlier answer."),
+            OpenApiParameter(
+                "resource",
+                str,
+                many=True,
+                enum=sorted(FEED_RESOURCES),
+                description="Only these resources; repeat for several.",
+            ),
+            OpenApiParameter("page_size", int, description="1 to 1000 (default 100)."),
+        ],
+        responses={200: ChangeFeedSerializer},
+    )
+    def get(self, request):
+        after = decode_feed_cursor(request.query_params.get("after"))
+        resources = request.query_params.getlist("resource")
+        unknown = sorted(set(resources) - set(FEED_RESOURCES))
+        if unknown:
+            raise InvalidQuery({"resource": [f"Unknown resource {unknown[0]!r}."]})
+        size = self.page_size
+        if "page_size" in request.query_params:
+            raw = request.query_params["page_size"]
+            if not raw.isdigit() or not 1 <= int(raw) <= self.max_page_size:
+                raise InvalidQuery({"page_size": ["Must be a whole number from 1 to 1000."]})
+            size = int(raw)
+        # Only transactions that no running transaction can precede are listed, so
+        # a change never appears behind a cursor a client has already passed.
+        changes = Change.objects.filter(
+            RawSQL(
+                "txid < txid_snapshot_xmin(txid_current_snapshot())",
+                [],
+                output_field=models.BooleanField(),
+            )
+        )
+        if resources:
+            changes = changes.filter(resource__in=resources)
+        if after is not None:
+            changes = changes.filter(
+                RawSQL(
+                    '("events_change"."txid", "events_change"."id") > (%s, %s)',
+                    after,
+                    output_field=models.BooleanField(),
+                )
+            )
+        rows = list(changes.order_by("txid", "id")[: size + 1])
+        more = len(rows) > size
+        rows = rows[:size]
+        cursor = (
+            encode_feed_cursor(rows[-1].txid, rows[-1].pk)
+            if rows
+            else (request.query_params.get("after") or encode_feed_cursor(0, 0))
+        )
+        data = self.current_representations(rows)
+        results = [
+            {
+                "resource": change.resource,
+                "id": change.object_id,
+                "action": change.action,
+                "revision": change.revision,
+                "changed_at": change.changed_at,
+                "url": request.build_absolute_uri(
+                    reverse(
+                        f"{FEED_RESOURCES[change.resource][0]}-detail",
+                        kwargs={"pk": change.object_id},
+                    )
+                ),
+                "data": data.get((change.resource, change.object_id)),
+            }
+            for change in rows
+        ]
+        next_link = None
+        if more:
+            next_link = replace_query_param(request.build_absolute_uri(), "after", cursor)
+        return Response(
+            ChangeFeedSerializer({"next": next_link, "cursor": cursor, "results": results}).data
+        )
+
+    def current_representations(self, rows) -> dict:
+        """The current representation of every record in `rows`: a few queries per
+        resource type, not per change."""
+        wanted: dict[str, set[int]] = {}
+        for change in rows:
+            wanted.setdefault(change.resource, set()).add(change.object_id)
+        found = {}
+        context = {"request": self.request}
+        for resource, ids in wanted.items():
+            _, model, serializer_class = FEED_RESOURCES[resource]
+            queryset = (
+                serializer_class.eager(model.objects.filter(pk__in=ids))
+                if hasattr(serializer_class, "eager")
+                else model.objects.filter(pk__in=ids)
+            )
+            for instance in queryset:
+                found[(resource, instance.pk)] = serializer_class(instance, context=context).data
+        return found
+
+
+def encode_feed_cursor(txid: int, change_id: int) -> str:
+    token = json.dumps([txid, change_id], separators=(",", ":"))
+    return base64.urlsafe_b64encode(token.encode()).decode().rstrip("=")
+
+
+def decode_feed_cursor(cursor: str | None) -> list[int] | None:
+    if not cursor:
+        return None
+    try:
+        values = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if len(values) == 2 and all(isinstance(v, int) for v in values):
+            return values
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+        pass
+    raise InvalidQuery({"after": ["Invalid cursor; use the `cursor` of an earlier answer."]})

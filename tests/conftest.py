@@ -53,17 +53,21 @@ def seeded(db):
 @pytest.fixture
 def token_client(db):
     """A client authenticated by token as a new user holding `permissions`
-    (codenames such as "add_event")."""
+    (codenames such as "add_event"). Its writes send `If-Match: *` (any
+    revision) unless `if_match` says otherwise; the revision tests set it."""
     from django.contrib.auth.models import Permission, User
     from rest_framework.authtoken.models import Token
     from rest_framework.test import APIClient
 
-    def make(*permissions: str) -> APIClient:
+    def make(*permissions: str, if_match: str | None = "*") -> APIClient:
         user = User.objects.create_user(f"user{User.objects.count() + 1}")
         user.user_permissions.set(Permission.objects.filter(codename__in=permissions))
         token = Token.objects.create(user=user)
         client = APIClient()
-        client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+        headers = {"HTTP_AUTHORIZATION": f"Token {token.key}"}
+        if if_match is not None:
+            headers["HTTP_IF_MATCH"] = if_match
+        client.credentials(**headers)
         return client
 
     return make

@@ -18,6 +18,7 @@ def test_actor_detail_with_aliases_identifiers_and_links(api, seeded):
     assert response.json() == {
         "id": russia.pk,
         "url": f"http://testserver/api/v1/actors/{russia.pk}/",
+        "revision": 1,
         "slug": "russia",
         "name": "Russia",
         "kind": "country",

@@ -61,6 +61,7 @@ def test_event_detail_has_participants_place_and_evidence(api, talks):
     assert response.json() == {
         "id": talks.pk,
         "url": f"http://testserver/api/v1/events/{talks.pk}/",
+        "revision": 1,
         "type": "CONSULT",
         "quad_class": "verbal_cooperation",
         "mode": "mediated-talks",

@@ -33,6 +33,7 @@ def test_statement_detail_has_speaker_targets_topics_and_evidence(api, seeded):
     assert response.json() == {
         "id": statement.pk,
         "url": f"http://testserver/api/v1/statements/{statement.pk}/",
+        "revision": 1,
         "speaker": ref(actor("armenia")),
         "kind": "appeal",
         "content": 'Urges the international community to prevent "ethnic cleansing" in '

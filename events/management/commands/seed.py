@@ -1,5 +1,6 @@
 from pathlib import Path
 
+import pghistory
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
@@ -26,7 +27,8 @@ class Command(BaseCommand):
             if not document.is_file():
                 raise CommandError(f"{document}: no such file.")
             try:
-                result = load_document(document)
+                with pghistory.context(via="seed", command="seed", document=document.name):
+                    result = load_document(document)
             except DocumentError as exc:
                 raise CommandError(f"{document.name}: nothing was loaded. {exc}") from None
             if result.created:

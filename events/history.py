@@ -1,0 +1,276 @@
+"""Who changed what, when, through what and why.
+
+Writing history is the database's job: pghistory's triggers snapshot every
+insert, update and delete of the resources and their child rows, the
+`el_revision` triggers number the revisions, and `el_log_change` feeds the
+change log. This module supplies the context those snapshots record (the
+request's user, channel, request id and reason) and reads the history back:
+a resource's revisions, and its full representation at any revision or time.
+"""
+
+import datetime
+import re
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pghistory
+from django.db import models
+from django.http import HttpRequest, HttpResponse
+
+from actors.models import Actor, ActorAlias, ActorIdentifier, Affiliation
+from events.models import (
+    Event,
+    EventParticipant,
+    Evidence,
+    Place,
+    Source,
+    Statement,
+    StatementActor,
+    StatementEvent,
+)
+
+REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")
+REASON_HEADER = "X-Change-Reason"
+MAX_REASON_LENGTH = 500
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS", "TRACE")
+
+# Context --------------------------------------------------------------------
+
+
+class RequestContextMiddleware:
+    """Gives every request an id (the client's `X-Request-ID` when it is sane)
+    and records, for every write it makes, the channel (api, admin, web), the
+    request id, the path, and the user when the session already knows them.
+    The API adds the token's user and the client's reason itself."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        given = request.headers.get("X-Request-ID", "")
+        request.request_id = given if REQUEST_ID_RE.match(given) else uuid.uuid4().hex
+        if request.method in SAFE_METHODS:
+            response = self.get_response(request)
+        else:
+            with pghistory.context(**request_metadata(request)):
+                response = self.get_response(request)
+        response["X-Request-ID"] = request.request_id
+        return response
+
+
+def request_metadata(request: HttpRequest) -> dict[str, Any]:
+    path = request.path
+    via = "api" if path.startswith("/api/") else "admin" if path.startswith("/admin/") else "web"
+    metadata: dict[str, Any] = {"via": via, "request_id": request.request_id, "url": path}
+    user = getattr(request, "user", None)
+    if user is not None and user.is_authenticated:
+        metadata.update(user=user.pk, username=user.get_username(), auth="session")
+    return metadata
+
+
+def record_api_context(request) -> None:
+    """Attach the authenticated user and the client's reason to the request's
+    history context (the API authenticates after the middleware has run)."""
+    metadata: dict[str, Any] = {}
+    if request.user.is_authenticated:
+        metadata.update(
+            user=request.user.pk,
+            username=request.user.get_username(),
+            auth="token" if request.auth is not None else "session",
+        )
+    reason = request.headers.get(REASON_HEADER, "").strip()
+    if reason:
+        metadata["reason"] = reason[:MAX_REASON_LENGTH]
+    if metadata:
+        pghistory.context(**metadata)
+
+
+# Reading ----------------------------------------------------------------------
+
+
+@dataclass
+class Revision:
+    """One revision of a resource, as recorded by its snapshots."""
+
+    revision: int
+    action: str  # create, update or delete
+    time: datetime.datetime
+    context: dict[str, Any]
+    snapshot: Any = None  # the last snapshot of the revision (None once deleted)
+    representation: dict | None = None
+    changes: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def snapshot_model(model: type[models.Model]) -> type[models.Model]:
+    return model._meta.get_field("snapshots").related_model
+
+
+def has_history(model: type[models.Model], pk: Any) -> bool:
+    return snapshot_model(model).objects.filter(pgh_obj_id=pk).exists()
+
+
+def revisions(model: type[models.Model], pk: Any) -> list[Revision]:
+    """The revisions of one record, oldest first, from its snapshots. Several
+    snapshots written by one transaction form one revision; a deletion is a
+    revision of its own unless its transaction also changed the record."""
+    rows = (
+        snapshot_model(model)
+        .objects.filter(pgh_obj_id=pk)
+        .select_related("pgh_context")
+        .order_by("pgh_id")
+    )
+    result: list[Revision] = []
+    for row in rows:
+        metadata = row.pgh_context.metadata if row.pgh_context else {}
+        last = result[-1] if result else None
+        if row.pgh_label == "delete":
+            if last is not None and last.time == row.pgh_created_at:
+                last.action, last.snapshot = "delete", None
+                last.context = metadata or last.context
+            else:
+                number = (last.revision if last else row.revision) + 1
+                result.append(Revision(number, "delete", row.pgh_created_at, metadata))
+        elif last is not None and last.revision == row.revision and last.action != "delete":
+            last.snapshot, last.time = row, row.pgh_created_at
+            last.context = metadata or last.context
+        else:
+            action = "create" if row.pgh_label == "insert" else "update"
+            result.append(Revision(row.revision, action, row.pgh_created_at, metadata, row))
+    return result
+
+
+class Reconstruction:
+    """Builds instances of a resource as they were at a point in time, with
+    their child rows in the serializer's prefetch caches, so the API
+    serializers render them without touching the database."""
+
+    def __init__(self, model: type[models.Model], pk: Any):
+        self.model = model
+        self.pk = pk
+        self._children: dict[str, list] = {}
+        self._refs: dict[type[models.Model], dict[Any, models.Model]] = {}
+
+    # Child rows, per resource: (cache name, child model, foreign key, order key)
+    CHILDREN: dict[type[models.Model], list[tuple[str, type[models.Model], str, Callable]]] = {}
+
+    def at(self, snapshot) -> models.Model:
+        instance = self._instance(self.model, snapshot)
+        cutoff = snapshot.pgh_created_at
+        cache = {}
+        for name, child_model, fk, order in self.CHILDREN.get(self.model, []):
+            snapshots = self._children_at(child_model, fk, cutoff)
+            rows = [self._instance(child_model, s) for s in snapshots]
+            self._attach_refs(child_model, rows)
+            cache[name] = sorted(rows, key=order)
+        if self.model is Statement:
+            links = cache.pop("event_links")
+            cache["about_events"] = [self._ref(Event, link.event_id) for link in links]
+        instance._prefetched_objects_cache = cache
+        self._attach_refs(self.model, [instance])
+        return instance
+
+    def _children_at(self, child_model, fk: str, cutoff: datetime.datetime) -> list:
+        if child_model not in self._children:
+            self._children[child_model] = list(
+                snapshot_model(child_model).objects.filter(**{fk: self.pk}).order_by("pgh_id")
+            )
+        latest = {}
+        for row in self._children[child_model]:
+            if row.pgh_created_at <= cutoff:
+                latest[row.pgh_obj_id] = row
+        return [row for row in latest.values() if row.pgh_label != "delete"]
+
+    @staticmethod
+    def _instance(model: type[models.Model], snapshot) -> models.Model:
+        values = {}
+        for model_field in model._meta.concrete_fields:
+            if hasattr(snapshot, model_field.attname):
+                values[model_field.attname] = getattr(snapshot, model_field.attname)
+        values[model._meta.pk.attname] = snapshot.pgh_obj_id
+        instance = model(**values)
+        instance._state.adding = False
+        return instance
+
+    # Foreign keys the representations show as nested records.
+    REFS = {
+        Event: {"place": Place},
+        EventParticipant: {"actor": Actor},
+        Statement: {"speaker": Actor},
+        StatementActor: {"actor": Actor},
+        Affiliation: {"member": Actor, "organization": Actor},
+    }
+
+    def _attach_refs(self, model, rows) -> None:
+        """Point foreign keys at the referenced records (current, or as last
+        recorded when since deleted)."""
+        for name, target in self.REFS.get(model, {}).items():
+            for row in rows:
+                value = getattr(row, f"{name}_id")
+                if value is not None:
+                    setattr(row, name, self._ref(target, value))
+
+    def _ref(self, model, pk):
+        known = self._refs.setdefault(model, {})
+        if pk not in known:
+            current = model.objects.filter(pk=pk).first()
+            if current is None:
+                last = snapshot_model(model).objects.filter(pgh_obj_id=pk).order_by("-pgh_id")
+                current = self._instance(model, last.first()) if last.exists() else model(pk=pk)
+            known[pk] = current
+        return known[pk]
+
+
+Reconstruction.CHILDREN = {
+    Event: [
+        ("participants", EventParticipant, "event_id", lambda p: p.pk),
+        ("evidence", Evidence, "event_id", lambda e: (e.source_id, e.start, e.end, e.pk)),
+    ],
+    Statement: [
+        ("actor_links", StatementActor, "statement_id", lambda link: link.pk),
+        ("event_links", StatementEvent, "statement_id", lambda link: link.event_id),
+        ("evidence", Evidence, "statement_id", lambda e: (e.source_id, e.start, e.end, e.pk)),
+    ],
+    Actor: [
+        ("aliases", ActorAlias, "actor_id", lambda a: a.name),
+        ("identifiers", ActorIdentifier, "actor_id", lambda i: i.scheme),
+    ],
+    Affiliation: [
+        ("evidence", Evidence, "affiliation_id", lambda e: (e.source_id, e.start, e.end, e.pk)),
+    ],
+    Place: [],
+    Source: [],
+}
+
+
+def with_representations(
+    model: type[models.Model], pk: Any, render: Callable[[models.Model], dict]
+) -> list[Revision]:
+    """The record's revisions, each with its full representation (None once
+    deleted) and the top-level fields that changed from the revision before."""
+    history = revisions(model, pk)
+    builder = Reconstruction(model, pk)
+    before: dict | None = None
+    for entry in history:
+        entry.representation = render(builder.at(entry.snapshot)) if entry.snapshot else None
+        after = entry.representation
+        if after is not None:
+            keys = [k for k in after if k not in ("revision", "updated_at")]
+            entry.changes = {
+                key: {"before": (before or {}).get(key), "after": after[key]}
+                for key in keys
+                if before is None or before.get(key) != after[key]
+            }
+        before = after
+    return history
+
+
+def context_summary(metadata: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "user": metadata.get("username"),
+        "auth": metadata.get("auth"),
+        "via": metadata.get("via"),
+        "request_id": metadata.get("request_id"),
+        "reason": metadata.get("reason"),
+    }
