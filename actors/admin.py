@@ -1,7 +1,8 @@
 from django.contrib import admin
 
 from actors.models import Actor, ActorAlias, ActorIdentifier, Affiliation
-from events.admin import EvidenceInline
+from actors.serializers import ActorSerializer, AffiliationSerializer
+from events.admin import EvidenceInline, HistoryAdminMixin
 
 
 class ActorAliasInline(admin.TabularInline):
@@ -15,7 +16,8 @@ class ActorIdentifierInline(admin.TabularInline):
 
 
 @admin.register(Actor)
-class ActorAdmin(admin.ModelAdmin):
+class ActorAdmin(HistoryAdminMixin, admin.ModelAdmin):
+    history_serializer = ActorSerializer
     list_display = ["name", "kind", "country", "sector", "id"]
     list_filter = ["kind", "country", "sector"]
     search_fields = ["name", "slug", "aliases__name", "identifiers__value"]
@@ -24,7 +26,8 @@ class ActorAdmin(admin.ModelAdmin):
 
 
 @admin.register(Affiliation)
-class AffiliationAdmin(admin.ModelAdmin):
+class AffiliationAdmin(HistoryAdminMixin, admin.ModelAdmin):
+    history_serializer = AffiliationSerializer
     list_display = ["member", "role", "organization", "start_date", "end_date"]
     list_select_related = ["member", "organization"]
     search_fields = ["member__name", "organization__name", "role"]

@@ -1,5 +1,8 @@
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.template.response import TemplateResponse
 
+from events.history import has_history, with_representations
 from events.models import (
     Event,
     EventParticipant,
@@ -9,6 +12,41 @@ from events.models import (
     Statement,
     StatementActor,
 )
+from events.serializers import (
+    EventSerializer,
+    PlaceSerializer,
+    SourceSerializer,
+    StatementSerializer,
+)
+
+
+class HistoryAdminMixin:
+    """The admin's History page shows the record's revisions from its
+    snapshots: who, when, through what, why, and what changed."""
+
+    history_serializer = None  # the API representation to compare revisions by
+
+    def history_view(self, request, object_id, extra_context=None):
+        obj = self.get_object(request, object_id)
+        if obj is None and not (object_id.isdigit() and has_history(self.model, object_id)):
+            return self._get_obj_does_not_exist_redirect(request, self.model._meta, object_id)
+        if not self.has_view_or_change_permission(request, obj):
+            raise PermissionDenied
+
+        def render(instance):
+            return self.history_serializer(instance, context={"request": request}).data
+
+        entries = list(reversed(with_representations(self.model, object_id, render)))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"History: {obj}" if obj else f"History of deleted #{object_id}",
+            "opts": self.model._meta,
+            "object": obj,
+            "object_id": object_id,
+            "entries": entries,
+            **(extra_context or {}),
+        }
+        return TemplateResponse(request, "admin/ledger/history.html", context)
 
 
 class EvidenceInline(admin.TabularInline):
@@ -40,7 +78,8 @@ class StatementActorInline(admin.TabularInline):
 
 
 @admin.register(Source)
-class SourceAdmin(admin.ModelAdmin):
+class SourceAdmin(HistoryAdminMixin, admin.ModelAdmin):
+    history_serializer = SourceSerializer
     list_display = ["__str__", "publisher", "published_on", "language", "id"]
     list_filter = ["language", "published_on"]
     search_fields = ["title", "publisher", "url", "text"]
@@ -48,7 +87,8 @@ class SourceAdmin(admin.ModelAdmin):
 
 
 @admin.register(Place)
-class PlaceAdmin(admin.ModelAdmin):
+class PlaceAdmin(HistoryAdminMixin, admin.ModelAdmin):
+    history_serializer = PlaceSerializer
     list_display = ["name", "kind", "country", "id"]
     list_filter = ["kind", "country"]
     search_fields = ["name", "slug"]
@@ -56,7 +96,8 @@ class PlaceAdmin(admin.ModelAdmin):
 
 
 @admin.register(Event)
-class EventAdmin(admin.ModelAdmin):
+class EventAdmin(HistoryAdminMixin, admin.ModelAdmin):
+    history_serializer = EventSerializer
     list_display = ["title", "type", "status", "date_display", "place", "review_status", "id"]
     list_filter = ["type", "status", "review_status", "date_precision", "place__country"]
     list_select_related = ["place"]
@@ -71,7 +112,8 @@ class EventAdmin(admin.ModelAdmin):
 
 
 @admin.register(Statement)
-class StatementAdmin(admin.ModelAdmin):
+class StatementAdmin(HistoryAdminMixin, admin.ModelAdmin):
+    history_serializer = StatementSerializer
     list_display = ["speaker", "kind", "short_content", "date_display", "review_status", "id"]
     list_filter = ["kind", "stance", "review_status"]
     list_select_related = ["speaker"]

@@ -15,6 +15,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import exceptions, serializers, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.utils.urls import replace_query_param
 from rest_framework.views import APIView
@@ -521,8 +522,10 @@ def readyz(request: HttpRequest):
 
 
 class ChangeFeedView(APIView):
-    """The change feed: every create, update and delete across resources."""
+    """The change feed: every create, update and delete across resources.
+    Read-only and open to everyone, like the resources it lists."""
 
+    permission_classes = [AllowAny]
     page_size = 100
     max_page_size = 1000
 
