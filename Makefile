@@ -5,13 +5,19 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha256sum requirements.lock | cut -c1-12)
 
-.PHONY: install run test lint format migrate seed superuser schema lock clean
+.PHONY: install run test lint format migrate seed superuser schema sdk lock clean
 
 $(STAMP): requirements.lock
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed; found " + sys.version.split()[0])'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check --require-hashes -r requirements.lock
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
+
+# TypeScript, to compile the generated client in the SDK tests.
+NODE_STAMP := node_modules/.installed-$(shell sha256sum package-lock.json | cut -c1-12)
+$(NODE_STAMP): package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	rm -f node_modules/.installed-* && touch $(NODE_STAMP)
 
 install: $(STAMP)
 
@@ -33,7 +39,7 @@ superuser: install
 	$(BIN)/python manage.py createsuperuser
 
 test: export SECRET_KEY ?= insecure-test-only-key
-test: install
+test: install $(NODE_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python manage.py check
@@ -45,6 +51,12 @@ schema: export SECRET_KEY ?= schema-generation-only
 schema: install
 	$(BIN)/python manage.py spectacular --validate --fail-on-warn --file openapi/v1.yaml
 
+# Client SDKs from the committed schema, into sdk/ (git-ignored).
+sdk: install $(NODE_STAMP)
+	rm -rf sdk/python sdk/typescript
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/openapi-python-client generate --path openapi/v1.yaml --output-path sdk/python --meta setup
+	$(BIN)/openapi-generator-cli generate -i openapi/v1.yaml -g typescript-fetch -o sdk/typescript --additional-properties=npmName=event-ledger-client,supportsES6=true
+
 format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
@@ -55,4 +67,4 @@ lock: install
 	$(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --extra dev --strip-extras -o requirements.lock pyproject.toml
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache staticfiles
+	rm -rf $(VENV) node_modules sdk .pytest_cache .ruff_cache staticfiles

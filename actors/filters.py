@@ -5,6 +5,7 @@ from django.core.validators import RegexValidator
 from django.db.models import Exists, OuterRef, Q
 
 from actors.models import Actor, ActorAlias, ActorIdentifier, ActorKind, Affiliation, Sector
+from events.filters import IdFilter
 
 
 class ActorFilterSet(filters.FilterSet):
@@ -42,11 +43,9 @@ class ActorFilterSet(filters.FilterSet):
 
 
 class AffiliationFilterSet(filters.FilterSet):
-    member = filters.NumberFilter(field_name="member_id", help_text="Member's actor id.")
-    organization = filters.NumberFilter(
-        field_name="organization_id", help_text="Organisation's actor id."
-    )
-    actor = filters.NumberFilter(method="filter_actor", help_text="Member or organisation id.")
+    member = IdFilter(field_name="member_id", help_text="Member's actor id.")
+    organization = IdFilter(field_name="organization_id", help_text="Organisation's actor id.")
+    actor = IdFilter(method="filter_actor", help_text="Member or organisation id.")
     role = filters.CharFilter(lookup_expr="icontains", help_text="Role contains (any case).")
 
     class Meta:

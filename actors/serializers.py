@@ -6,7 +6,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
-from actors.models import Actor, ActorAlias, ActorIdentifier, Affiliation
+from actors.models import Actor, ActorAlias, ActorIdentifier, Affiliation, Sector
 from events.serializers import (
     ActorRefSerializer,
     EvidenceInputSerializer,
@@ -58,6 +58,8 @@ class ActorSerializer(serializers.ModelSerializer):
     """An actor with its aliases, external identifiers and links to its records."""
 
     url = serializers.HyperlinkedIdentityField(view_name="actor-detail")
+    # Declared so the schema says it may be blank (read-only fields lose allow_blank).
+    sector = serializers.ChoiceField(choices=Sector.choices, allow_blank=True, read_only=True)
     aliases = serializers.SlugRelatedField(slug_field="name", many=True, read_only=True)
     identifiers = IdentifierSerializer(many=True, read_only=True)
     events_url = serializers.SerializerMethodField()

@@ -263,6 +263,8 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "events.api.problem_responses_hook",
+        "events.api.single_response_examples_hook",
+        "events.api.client_hygiene_hook",
     ],
 }
 

@@ -475,6 +475,10 @@ class KeysetPagination(BasePagination):
                 "schema": {
                     "type": "string",
                     "enum": list(view.orderings),
+                    "x-enum-varnames": [
+                        name.lstrip("-").upper() + ("_DESC" if name.startswith("-") else "_ASC")
+                        for name in view.orderings
+                    ],
                     "default": view.default_ordering,
                 },
             },
@@ -512,23 +516,23 @@ PROBLEM_SCHEMA = {
         "errors": {
             "type": "array",
             "description": "Validation errors (400), one per invalid value.",
-            "items": {
-                "type": "object",
-                "required": ["detail", "code"],
-                "properties": {
-                    "pointer": {
-                        "type": "string",
-                        "description": "JSON pointer (RFC 6901) to the invalid body value.",
-                    },
-                    "parameter": {
-                        "type": "string",
-                        "description": "Name of the invalid query parameter.",
-                    },
-                    "detail": {"type": "string"},
-                    "code": {"type": "string"},
-                },
-            },
+            "items": {"$ref": "#/components/schemas/ProblemError"},
         },
+    },
+}
+
+PROBLEM_ERROR_SCHEMA = {
+    "type": "object",
+    "description": "One invalid value of a request.",
+    "required": ["detail", "code"],
+    "properties": {
+        "pointer": {
+            "type": "string",
+            "description": "JSON pointer (RFC 6901) to the invalid body value.",
+        },
+        "parameter": {"type": "string", "description": "Name of the invalid query parameter."},
+        "detail": {"type": "string"},
+        "code": {"type": "string"},
     },
 }
 
@@ -561,7 +565,9 @@ _ERRORS_BY_METHOD = {
 
 def problem_responses_hook(result, generator, request, public):
     """Document the shared Problem component as the error response of every operation."""
-    result.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
+    schemas = result.setdefault("components", {}).setdefault("schemas", {})
+    schemas["Problem"] = PROBLEM_SCHEMA
+    schemas["ProblemError"] = PROBLEM_ERROR_SCHEMA
     ref = {"$ref": "#/components/schemas/Problem"}
     for path_item in result.get("paths", {}).values():
         for method, operation in path_item.items():
@@ -581,3 +587,32 @@ def problem_responses_hook(result, generator, request, public):
 
 def _path_of(result: dict, path_item: dict) -> str:
     return next(path for path, item in result["paths"].items() if item is path_item)
+
+
+def client_hygiene_hook(result, generator, request, public):
+    """Make generated clients pleasant: readable names for the blank and null
+    choices drf-spectacular emits, and reads marked as open to anonymous clients."""
+    schemas = result.get("components", {}).get("schemas", {})
+    if "BlankEnum" in schemas:
+        schemas["BlankEnum"]["x-enum-varnames"] = ["BLANK"]
+    if "NullEnum" in schemas:
+        schemas["NullEnum"]["x-enum-varnames"] = ["NULL"]
+    for path_item in result.get("paths", {}).values():
+        for method, operation in path_item.items():
+            if method == "get" and {} not in operation.setdefault("security", []):
+                operation["security"].append({})
+    return result
+
+
+def single_response_examples_hook(result, generator, request, public):
+    """Give each response its example as `example`, not an `examples` map of one:
+    openapi-generator warns about response `examples` maps."""
+    for path_item in result.get("paths", {}).values():
+        for operation in path_item.values():
+            for response in operation.get("responses", {}).values():
+                for media in response.get("content", {}).values():
+                    examples = media.get("examples")
+                    if examples and len(examples) == 1:
+                        media["example"] = next(iter(examples.values()))["value"]
+                        del media["examples"]
+    return result

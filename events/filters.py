@@ -1,8 +1,11 @@
 """Query filters of the event, statement, source and place lists."""
 
 import django_filters as filters
+from django import forms
 from django.contrib.postgres.search import SearchQuery, SearchVector
 from django.db.models import Exists, OuterRef, Q, QuerySet
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 
 from events.models import (
     SEARCH_CONFIG,
@@ -22,6 +25,13 @@ from events.models import (
     StatementActorRole,
     StatementKind,
 )
+
+
+@extend_schema_field(OpenApiTypes.INT)
+class IdFilter(filters.NumberFilter):
+    """A record id: a whole number (NumberFilter alone would take decimals)."""
+
+    field_class = forms.IntegerField
 
 
 def search_query(text: str) -> SearchQuery:
@@ -65,12 +75,12 @@ class EventFilterSet(DateRangeFilterSet):
     context = filters.ChoiceFilter(
         choices=EventContext.choices, method="filter_context", help_text="Has this context."
     )
-    actor = filters.NumberFilter(
+    actor = IdFilter(
         method="filter_actor",
         help_text="Actor id taking part in any role (or in `role`, when given).",
     )
-    initiator = filters.NumberFilter(method="filter_initiator", help_text="Initiator's actor id.")
-    target = filters.NumberFilter(method="filter_target", help_text="Target's actor id.")
+    initiator = IdFilter(method="filter_initiator", help_text="Initiator's actor id.")
+    target = IdFilter(method="filter_target", help_text="Target's actor id.")
     role = filters.ChoiceFilter(
         choices=ParticipantRole.choices,
         method="filter_role",
@@ -79,8 +89,8 @@ class EventFilterSet(DateRangeFilterSet):
     country = filters.CharFilter(
         field_name="place__country", help_text="ISO 3166-1 alpha-3 code of the event's place."
     )
-    place = filters.NumberFilter(field_name="place_id", help_text="Place id.")
-    source = filters.NumberFilter(method="filter_source", help_text="Cites this source id.")
+    place = IdFilter(field_name="place_id", help_text="Place id.")
+    source = IdFilter(method="filter_source", help_text="Cites this source id.")
     q = filters.CharFilter(
         method="filter_q",
         help_text="Full-text search over titles, summaries and evidence quotes "
@@ -127,17 +137,15 @@ class EventFilterSet(DateRangeFilterSet):
 
 
 class StatementFilterSet(DateRangeFilterSet):
-    speaker = filters.NumberFilter(field_name="speaker_id", help_text="Speaker's actor id.")
+    speaker = IdFilter(field_name="speaker_id", help_text="Speaker's actor id.")
     kind = filters.MultipleChoiceFilter(
         choices=StatementKind.choices, help_text="Speech-act kind; repeat for several."
     )
     review_status = filters.ChoiceFilter(choices=ReviewStatus.choices)
-    target = filters.NumberFilter(method="filter_target", help_text="Addressed to this actor id.")
-    about_actor = filters.NumberFilter(
-        method="filter_about_actor", help_text="About this actor id."
-    )
-    about_event = filters.NumberFilter(field_name="about_events", help_text="About this event id.")
-    source = filters.NumberFilter(method="filter_source", help_text="Cites this source id.")
+    target = IdFilter(method="filter_target", help_text="Addressed to this actor id.")
+    about_actor = IdFilter(method="filter_about_actor", help_text="About this actor id.")
+    about_event = IdFilter(field_name="about_events", help_text="About this event id.")
+    source = IdFilter(method="filter_source", help_text="Cites this source id.")
     q = filters.CharFilter(
         method="filter_q",
         help_text="Full-text search over content, verbatim quotes and evidence quotes.",

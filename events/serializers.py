@@ -22,6 +22,7 @@ from events.models import (
     Place,
     QuadClass,
     Source,
+    Stance,
     Statement,
     StatementActor,
 )
@@ -473,6 +474,7 @@ class StatementSerializer(serializers.ModelSerializer):
 
     url = serializers.HyperlinkedIdentityField(view_name="statement-detail")
     speaker = ActorRefSerializer(read_only=True)
+    stance = serializers.ChoiceField(choices=Stance.choices, allow_blank=True, read_only=True)
     date_display = serializers.CharField(read_only=True)
     targets = ActorRefSerializer(many=True, read_only=True)
     about_actors = ActorRefSerializer(many=True, read_only=True)

@@ -94,6 +94,19 @@ def crud_docs(singular: str, plural: str, about: str, read, write, *, delete: bo
     """Summaries, descriptions and bodies of a resource's operations for the
     OpenAPI document: writes take `write` and answer with `read`."""
     a_singular = singular_article(singular)
+    if_match = OpenApiParameter(
+        "If-Match",
+        str,
+        OpenApiParameter.HEADER,
+        required=True,
+        description='The ETag (revision) the change is based on, e.g. "3"; * for any.',
+    )
+    reason = OpenApiParameter(
+        "X-Change-Reason",
+        str,
+        OpenApiParameter.HEADER,
+        description="Why the change is made; kept in the history.",
+    )
     docs = {
         "list": extend_schema(
             summary=f"List {plural}",
@@ -106,6 +119,7 @@ def crud_docs(singular: str, plural: str, about: str, read, write, *, delete: bo
             "representation and its URL in `Location`.",
             request=write,
             responses={201: read},
+            parameters=[reason],
         ),
         "update": extend_schema(
             summary=f"Replace {a_singular}",
@@ -114,6 +128,7 @@ def crud_docs(singular: str, plural: str, about: str, read, write, *, delete: bo
             "current ones. An `X-Change-Reason` header is kept in the history.",
             request=write,
             responses={200: read},
+            parameters=[if_match, reason],
         ),
         "partial_update": extend_schema(
             summary=f"Change {a_singular}",
@@ -122,6 +137,7 @@ def crud_docs(singular: str, plural: str, about: str, read, write, *, delete: bo
             "ones. An `X-Change-Reason` header is kept in the history.",
             request=write,
             responses={200: read},
+            parameters=[if_match, reason],
         ),
     }
     docs["history"] = extend_schema(
@@ -147,7 +163,13 @@ def crud_docs(singular: str, plural: str, about: str, read, write, *, delete: bo
         parameters=[
             OpenApiParameter(
                 "as_of", OpenApiTypes.DATETIME, description="Show the record as it was then."
-            )
+            ),
+            OpenApiParameter(
+                "If-None-Match",
+                str,
+                OpenApiParameter.HEADER,
+                description="An ETag the client holds: 304 if the record is still at it.",
+            ),
         ],
     )
     if delete:
@@ -156,6 +178,7 @@ def crud_docs(singular: str, plural: str, about: str, read, write, *, delete: bo
             description=f"Needs the delete permission on {plural} and `If-Match` with the "
             "current ETag. A record that others still refer to is kept and the answer is "
             "409. The history stays readable; the record then answers 410.",
+            parameters=[if_match, reason],
         )
     return docs
 

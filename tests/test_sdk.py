@@ -1,0 +1,357 @@
+"""Clients generated from the committed schema, against the real server.
+
+The server is gunicorn on a free loopback port, on its own database in the
+embedded PostgreSQL, migrated and seeded. The Python client runs in this
+process; the TypeScript client is compiled with tsc and run with node.
+"""
+
+import importlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import psycopg
+import pytest
+from django.conf import settings
+
+ROOT = Path(__file__).resolve().parents[1]
+SCHEMA = ROOT / "openapi" / "v1.yaml"
+BIN = Path(sys.executable).parent
+TSC = ROOT / "node_modules" / ".bin" / "tsc"
+
+pytestmark = pytest.mark.skipif(
+    "DATABASE_URL" in os.environ, reason="the SDK tests run on the embedded server"
+)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def manage(*args: str, env: dict) -> str:
+    result = subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def embedded_admin_connection():
+    return psycopg.connect(
+        host=str(settings.EMBEDDED_POSTGRES_DIR),
+        user="postgres",
+        dbname="postgres",
+        autocommit=True,
+    )
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """A seeded service under gunicorn; yields its base URL and a superuser token."""
+    database = f"eventledger_sdk_{os.getpid()}"
+    env = {
+        **{k: v for k, v in os.environ.items() if k != "DATABASE_URL"},
+        "DEBUG": "0",
+        "SECRET_KEY": "sdk-test-only",
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "EMBEDDED_DB_NAME": database,
+        "THROTTLE_ANON": "100000/min",
+        "THROTTLE_USER": "100000/min",
+        "DJANGO_SUPERUSER_PASSWORD": "sdk-password-1",
+    }
+    manage("migrate", "--noinput", env=env)
+    manage("seed", env=env)
+    manage(
+        "createsuperuser", "--noinput", "--username", "sdk", "--email", "sdk@example.org", env=env
+    )
+    token = manage("drf_create_token", "sdk", env=env).split()[2]
+    port = free_port()
+    log = tmp_path_factory.mktemp("gunicorn") / "server.log"
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            [
+                str(BIN / "gunicorn"),
+                "config.wsgi:application",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--workers",
+                "2",
+                "--access-logfile",
+                "-",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/readyz", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    pytest.fail(f"the server did not start:\n{log.read_text()}")
+                time.sleep(0.3)
+        yield {"url": base, "token": token}
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        with embedded_admin_connection() as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+
+
+def generate_python_client(out: Path):
+    result = subprocess.run(
+        [
+            str(BIN / "openapi-python-client"),
+            "generate",
+            "--path",
+            str(SCHEMA),
+            "--output-path",
+            str(out),
+            "--meta",
+            "none",
+        ],
+        env={**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Warning" not in result.stdout + result.stderr, result.stdout + result.stderr
+
+
+@pytest.fixture(scope="module")
+def python_client(tmp_path_factory):
+    out = tmp_path_factory.mktemp("python-sdk")
+    generate_python_client(out / "event_ledger_api_client")
+    sys.path.insert(0, str(out))
+    try:
+        yield importlib.import_module("event_ledger_api_client")
+    finally:
+        sys.path.remove(str(out))
+        for name in [n for n in sys.modules if n.startswith("event_ledger_api_client")]:
+            del sys.modules[name]
+
+
+def test_python_client_round_trip(server, python_client):
+    sdk = python_client
+    from event_ledger_api_client.api.actors import (
+        actors_create,
+        actors_history_list,
+        actors_partial_update,
+        actors_retrieve,
+    )
+    from event_ledger_api_client.api.changes import changes_list
+    from event_ledger_api_client.api.events import events_list
+    from event_ledger_api_client.models import (
+        ActorKindEnum,
+        ActorWriteRequest,
+        EventsListTypeItem,
+        IdentifierRequest,
+        PatchedActorWriteRequest,
+        Problem,
+    )
+
+    anonymous = sdk.Client(base_url=server["url"])
+    writer = sdk.AuthenticatedClient(base_url=server["url"], token=server["token"], prefix="Token")
+
+    # Filtered list, then every page by cursor.
+    aid = events_list.sync(client=anonymous, type_=[EventsListTypeItem.AID])
+    assert sorted(e.title for e in aid.results) == [
+        "Russia intervenes in the first Nagorno-Karabakh war",
+        "Russia intervenes in the second Nagorno-Karabakh war",
+    ]
+    titles, cursor = [], None
+    while True:
+        kwargs = {"cursor": cursor} if cursor else {}
+        page = events_list.sync(client=anonymous, page_size=4, **kwargs)
+        titles += [e.title for e in page.results]
+        if not page.next_:
+            break
+        cursor = page.next_.split("cursor=")[1].split("&")[0]
+    assert len(titles) == len(set(titles)) == 14
+
+    # Create with a token, update with If-Match, and a stale revision as a typed error.
+    created = actors_create.sync_detailed(
+        client=writer,
+        body=ActorWriteRequest(
+            slug="georgia",
+            name="Georgia",
+            kind=ActorKindEnum.COUNTRY,
+            country="GEO",
+            identifiers=[IdentifierRequest(scheme="wikidata", value="Q230")],
+        ),
+        x_change_reason="SDK round trip",
+    )
+    assert created.status_code == 201, created.content
+    actor = created.parsed
+    assert (actor.name, actor.revision) == ("Georgia", 1)
+
+    updated = actors_partial_update.sync_detailed(
+        id=actor.id, client=writer, body=PatchedActorWriteRequest(name="Sakartvelo"), if_match='"1"'
+    )
+    assert updated.status_code == 200 and updated.parsed.revision == 2
+    assert updated.headers["ETag"] == '"2"'
+
+    stale = actors_partial_update.sync_detailed(
+        id=actor.id, client=writer, body=PatchedActorWriteRequest(name="Late"), if_match='"1"'
+    )
+    assert stale.status_code == 412
+    assert isinstance(stale.parsed, Problem)
+    assert stale.parsed.current_revision == 2
+    assert actors_retrieve.sync(id=actor.id, client=anonymous).name == "Sakartvelo"
+
+    history = actors_history_list.sync(id=actor.id, client=anonymous)
+    assert [(e.revision, e.action.value) for e in history.results] == [(2, "update"), (1, "create")]
+    assert history.results[1].reason == "SDK round trip"
+    assert history.results[0].changes["name"].to_dict() == {
+        "before": "Georgia",
+        "after": "Sakartvelo",
+    }
+
+    # The change feed, followed to its end, ends with this actor's two revisions.
+    changes, after = [], None
+    while True:
+        kwargs = {"after": after} if after else {}
+        feed = changes_list.sync(client=anonymous, page_size=20, **kwargs)
+        changes += feed.results
+        after = feed.cursor
+        if not feed.next_:
+            break
+    mine = [
+        (c.action.value, c.revision)
+        for c in changes
+        if c.id == actor.id and c.resource.value == "actors"
+    ]
+    assert mine == [("create", 1), ("update", 2)]
+    assert len(changes) > 45  # the seed's records too
+
+
+ROUND_TRIP_TS = """
+import { Configuration, EventsApi, ActorsApi, EventsListTypeEnum, ResponseError } from "./client";
+
+declare const process: { env: Record<string, string | undefined>; exit(code: number): never };
+
+async function main(): Promise<void> {
+  const base = process.env.BASE_URL as string;
+  const reader = new Configuration({ basePath: base });
+  const writer = new Configuration({
+    basePath: base,
+    headers: { Authorization: `Token ${process.env.TOKEN}` },
+  });
+  const events = new EventsApi(reader);
+  const aid = await events.eventsList({ type: [EventsListTypeEnum.Aid] });
+  let titles: string[] = [];
+  let cursor: string | undefined = undefined;
+  for (;;) {
+    const page = await events.eventsList({ pageSize: 5, cursor });
+    titles = titles.concat(page.results.map((e) => e.title));
+    if (!page.next) break;
+    cursor = new URL(page.next).searchParams.get("cursor") ?? undefined;
+  }
+  const actors = new ActorsApi(writer);
+  const actor = await actors.actorsCreate({
+    actorWriteRequest: { slug: "armenia-ts", name: "Armenia (TS)", kind: "country" },
+  });
+  const changed = await actors.actorsPartialUpdate({
+    id: actor.id, ifMatch: `"${actor.revision}"`, patchedActorWriteRequest: { name: "Hayastan" },
+  });
+  let staleStatus = 0;
+  try {
+    await actors.actorsPartialUpdate({
+      id: actor.id, ifMatch: `"${actor.revision}"`, patchedActorWriteRequest: { name: "Late" },
+    });
+  } catch (error) {
+    if (error instanceof ResponseError) staleStatus = error.response.status;
+  }
+  const history = await new ActorsApi(reader).actorsHistoryList({ id: actor.id });
+  console.log(JSON.stringify({
+    aid: aid.results.length,
+    pages: titles.length,
+    revision: changed.revision,
+    staleStatus,
+    history: history.results.map((entry) => entry.action),
+  }));
+}
+
+main().catch((error) => { console.error(error); process.exit(1); });
+"""
+
+
+@pytest.mark.skipif(not TSC.exists(), reason="run `npm ci` (make test does) for TypeScript")
+def test_typescript_client_compiles_and_round_trips(server, tmp_path):
+    client = tmp_path / "client"
+    generated = subprocess.run(
+        [
+            str(BIN / "openapi-generator-cli"),
+            "generate",
+            "-i",
+            str(SCHEMA),
+            "-g",
+            "typescript-fetch",
+            "-o",
+            str(client),
+            "--additional-properties=supportsES6=true",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert generated.returncode == 0, generated.stdout + generated.stderr
+    assert "WARN" not in generated.stdout + generated.stderr
+    (tmp_path / "roundtrip.ts").write_text(ROUND_TRIP_TS)
+    (tmp_path / "tsconfig.json").write_text(
+        json.dumps(
+            {
+                "compilerOptions": {
+                    "target": "es2020",
+                    "module": "commonjs",
+                    "lib": ["es2020", "dom"],
+                    "strict": True,
+                    "outDir": "build",
+                    "skipLibCheck": True,
+                    "types": [],
+                },
+                "files": ["roundtrip.ts"],
+            }
+        )
+    )
+    compiled = subprocess.run(
+        [str(TSC), "-p", str(tmp_path)], capture_output=True, text=True, timeout=300
+    )
+    assert compiled.returncode == 0, compiled.stdout + compiled.stderr
+    node = shutil.which("node")
+    ran = subprocess.run(
+        [node, str(tmp_path / "build" / "roundtrip.js")],
+        env={**os.environ, "BASE_URL": server["url"], "TOKEN": server["token"]},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    result = json.loads(ran.stdout.strip().splitlines()[-1])
+    assert result == {
+        "aid": 2,
+        "pages": 14,
+        "revision": 2,
+        "staleStatus": 412,
+        "history": ["update", "create"],
+    }
