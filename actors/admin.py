@@ -2,7 +2,7 @@ from django.contrib import admin
 
 from actors.models import Actor, ActorAlias, ActorIdentifier, Affiliation
 from actors.serializers import ActorSerializer, AffiliationSerializer
-from events.admin import EvidenceInline, HistoryAdminMixin
+from events.admin import EvidenceInline, LedgerModelAdmin, precision_date
 
 
 class ActorAliasInline(admin.TabularInline):
@@ -15,21 +15,54 @@ class ActorIdentifierInline(admin.TabularInline):
     extra = 0
 
 
+class AffiliationInline(admin.TabularInline):
+    """The actor's affiliations, listed; each is edited on its own page, where
+    its evidence is given."""
+
+    model = Affiliation
+    fk_name = "member"
+    fields = ["role", "organization", "start", "end"]
+    readonly_fields = fields
+    show_change_link = True
+    can_delete = False
+    extra = 0
+    max_num = 0
+
+    @admin.display(description="from")
+    def start(self, affiliation: Affiliation) -> str:
+        return precision_date(affiliation.start_date, affiliation.start_precision)
+
+    @admin.display(description="until")
+    def end(self, affiliation: Affiliation) -> str:
+        return precision_date(affiliation.end_date, affiliation.end_precision)
+
+
 @admin.register(Actor)
-class ActorAdmin(HistoryAdminMixin, admin.ModelAdmin):
+class ActorAdmin(LedgerModelAdmin):
     history_serializer = ActorSerializer
-    list_display = ["name", "kind", "country", "sector", "id"]
+    list_display = ["name", "kind", "country", "sector", "revision", "id"]
     list_filter = ["kind", "country", "sector"]
     search_fields = ["name", "slug", "aliases__name", "identifiers__value"]
     prepopulated_fields = {"slug": ["name"]}
-    inlines = [ActorAliasInline, ActorIdentifierInline]
+    readonly_fields = ["revision"]
+    inlines = [ActorAliasInline, ActorIdentifierInline, AffiliationInline]
 
 
 @admin.register(Affiliation)
-class AffiliationAdmin(HistoryAdminMixin, admin.ModelAdmin):
+class AffiliationAdmin(LedgerModelAdmin):
     history_serializer = AffiliationSerializer
-    list_display = ["member", "role", "organization", "start_date", "end_date"]
+    list_display = ["member", "role", "organization", "start", "end", "revision", "id"]
+    list_filter = ["role", "organization"]
     list_select_related = ["member", "organization"]
     search_fields = ["member__name", "organization__name", "role"]
     autocomplete_fields = ["member", "organization"]
+    readonly_fields = ["revision"]
     inlines = [EvidenceInline]
+
+    @admin.display(description="from", ordering="start_date")
+    def start(self, affiliation: Affiliation) -> str:
+        return precision_date(affiliation.start_date, affiliation.start_precision)
+
+    @admin.display(description="until", ordering="end_date")
+    def end(self, affiliation: Affiliation) -> str:
+        return precision_date(affiliation.end_date, affiliation.end_precision)

@@ -254,12 +254,16 @@ class TestEveryWritePathLeavesHistory:
                 "aliases-INITIAL_FORMS": "0",
                 "identifiers-TOTAL_FORMS": "0",
                 "identifiers-INITIAL_FORMS": "0",
+                "affiliations-TOTAL_FORMS": "0",
+                "affiliations-INITIAL_FORMS": "0",
+                "change_reason": "Official name",
             },
         )
         assert response.status_code == 302, response.content.decode()[:2000]
         entry = history_of(Actor, russia.pk)[-1]
         assert entry.snapshot.name == "Russian Federation"
         assert (entry.context["via"], entry.context["username"]) == ("admin", admin_user.username)
+        assert entry.context["reason"] == "Official name"
 
     def test_child_rows_are_snapshotted_too(self, created):
         from events.models import EventParticipantSnapshot, EvidenceSnapshot
