@@ -19,6 +19,12 @@ $(NODE_STAMP): package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	rm -f node_modules/.installed-* && touch $(NODE_STAMP)
 
+# Debian's Chromium, for the browser tests (Playwright's own download does not work here).
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+
 install: $(STAMP)
 
 # Local development: DEBUG on unless you say otherwise.
@@ -39,7 +45,7 @@ superuser: install
 	$(BIN)/python manage.py createsuperuser
 
 test: export SECRET_KEY ?= insecure-test-only-key
-test: install $(NODE_STAMP)
+test: install $(NODE_STAMP) $(CHROMIUM)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python manage.py check
