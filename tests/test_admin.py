@@ -1,3 +1,5 @@
+from io import StringIO
+
 import pytest
 from django.core.management import call_command
 
@@ -145,6 +147,8 @@ def test_date_precision_shows_in_the_affiliation_list(admin_client, seeded):
 class TestRoles:
     @pytest.fixture
     def member(self, django_user_model):
+        call_command("setup_roles", stdout=StringIO())
+
         def make(group: str):
             from django.contrib.auth.models import Group
 
@@ -202,3 +206,19 @@ def test_a_stale_admin_form_is_refused_and_the_other_change_kept(admin_client):
     form["based_on_revision"] = str(Actor.objects.get(pk=actor.pk).revision)
     assert admin_client.post(f"/admin/actors/actor/{actor.pk}/change/", form).status_code == 302
     assert Actor.objects.get(pk=actor.pk).name == "Curator's name"
+
+
+def test_setup_roles_is_idempotent():
+    from django.contrib.auth.models import Group
+
+    out = StringIO()
+    call_command("setup_roles", stdout=out)
+    call_command("setup_roles", stdout=out)
+    curator, viewer = Group.objects.get(name="curator"), Group.objects.get(name="viewer")
+    codenames = set(curator.permissions.values_list("codename", flat=True))
+    assert {"add_event", "change_evidence", "delete_actor", "view_eventsnapshot"} <= codenames
+    assert not codenames & {"add_user", "change_user", "add_token", "add_eventsnapshot"}
+    assert set(viewer.permissions.values_list("codename", flat=True)) == {
+        c for c in codenames if c.startswith("view_")
+    }
+    assert Group.objects.filter(name__in=["curator", "viewer"]).count() == 2

@@ -4,6 +4,7 @@ the live server. On failure, a screenshot lands in test-artifacts/."""
 import os
 import re
 import shutil
+from io import StringIO
 from pathlib import Path
 
 import pytest
@@ -36,6 +37,7 @@ pytestmark = [
 @pytest.fixture
 def curator(live_server):
     call_command("seed", verbosity=0)
+    call_command("setup_roles", stdout=StringIO())
     user = User.objects.create_user("curator1", password="curator-password-1", is_staff=True)
     user.groups.add(Group.objects.get(name="curator"))
     return user
