@@ -170,7 +170,8 @@ class EvidenceInline(admin.TabularInline):
         before = text[max(0, evidence.start - CONTEXT_CHARACTERS) : evidence.start]
         after = text[evidence.end : evidence.end + CONTEXT_CHARACTERS]
         return format_html(
-            '<span class="evidence-context">…{}<mark>{}</mark>{}… [{}:{}]</span>',
+            '<span class="evidence-context" style="display: inline-block; min-width: 24em">'
+            "…{}<mark>{}</mark>{}… [{}:{}]</span>",
             before,
             evidence.quote,
             after,
