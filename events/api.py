@@ -18,6 +18,7 @@ from django.db import DatabaseError, IntegrityError, OperationalError, models
 from django.db.models.deletion import ProtectedError
 from django.db.models.expressions import RawSQL
 from django.http import Http404, HttpRequest, HttpResponse
+from django.views.decorators.csrf import csrf_exempt
 from django_filters.rest_framework import DjangoFilterBackend
 from rest_framework import exceptions, status
 from rest_framework.pagination import BasePagination
@@ -273,6 +274,22 @@ class ProblemMiddleware:
         )
 
 
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """Django's CSRF refusal, as a problem document under /api/."""
+    if request.path.startswith(API_PREFIX):
+        return problem_response(
+            403,
+            "Forbidden",
+            f"CSRF verification failed: {reason} Programs should authenticate with a token.",
+            type_=PROBLEM_TYPE_BASE + "csrf-failed",
+            instance=request.path,
+        )
+    from django.views.csrf import csrf_failure as django_csrf_failure
+
+    return django_csrf_failure(request, reason)
+
+
+@csrf_exempt
 def api_not_found(request: HttpRequest, *args, **kwargs) -> HttpResponse:
     """Any URL under /api/ that no resource answers."""
     return problem_response(

@@ -135,8 +135,8 @@ def _absolute(request, path: str) -> str:
 
 class SourceSerializer(serializers.ModelSerializer):
     url = serializers.HyperlinkedIdentityField(view_name="source-detail")
-    document_url = serializers.URLField(
-        source="url", read_only=True, help_text="Where the document was published."
+    document_url = serializers.CharField(
+        source="url", read_only=True, help_text="Where the document was published, if known."
     )
 
     class Meta:
@@ -314,6 +314,8 @@ class EventSerializer(serializers.ModelSerializer):
     date_display = serializers.CharField(
         read_only=True, help_text='The date at its precision, e.g. "before 9 Nov 2023".'
     )
+    # Declared: read-only fields lose allow_blank, and the schema must admit "".
+    mode = serializers.CharField(read_only=True, help_text="How it was done; may be empty.")
     place = PlaceRefSerializer(read_only=True, allow_null=True)
     participants = ParticipantSerializer(many=True, read_only=True)
     evidence = EvidenceSerializer(many=True, read_only=True)

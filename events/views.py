@@ -12,7 +12,12 @@ from django.db.models.expressions import RawSQL
 from django.http import Http404, HttpRequest, JsonResponse
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
 from rest_framework import exceptions, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.permissions import AllowAny
@@ -171,6 +176,10 @@ def crud_docs(singular: str, plural: str, about: str, read, write, *, delete: bo
                 description="An ETag the client holds: 304 if the record is still at it.",
             ),
         ],
+        responses={
+            200: read,
+            304: OpenApiResponse(description="Not modified: the record is at the ETag sent."),
+        },
     )
     if delete:
         docs["destroy"] = extend_schema(
@@ -227,6 +236,8 @@ class ServiceViewSet(viewsets.ModelViewSet):
         return self.serializer_class
 
     def get_object(self):
+        if not str(self.kwargs.get(self.lookup_field, "")).isdigit():
+            raise exceptions.NotFound("Ids are whole numbers.")  # and the query would fail
         try:
             return super().get_object()
         except Http404:

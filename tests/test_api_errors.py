@@ -157,3 +157,21 @@ def test_a_failed_write_leaves_nothing_behind(token_client):
 def test_health_endpoints(api):
     assert api.get("/healthz").json() == {"status": "ok"}
     assert api.get("/readyz").json() == {"status": "ok", "database": "ok"}
+
+
+@pytest.mark.parametrize("segment", ["null", "null,null", "1.5", "-1", "abc"])
+def test_a_non_numeric_id_is_an_unknown_url(api, segment):
+    for resource in ("events", "actors", "sources"):
+        body = problem(api.get(f"/api/v1/{resource}/{segment}/"), 404)
+        assert body["type"] == "urn:event-ledger:problem:not-found"
+
+
+def test_a_csrf_refusal_under_the_api_is_a_problem(client, admin_user):
+    from django.test import Client
+
+    csrf_client = Client(enforce_csrf_checks=True)
+    csrf_client.force_login(admin_user)
+    body = problem(csrf_client.post("/api/v2/whatever/", {}), 404)  # unknown URLs: no CSRF
+    assert body["title"] == "Not Found"
+    refused = csrf_client.post("/api/v1/actors/", {}, content_type="application/json")
+    assert problem(refused, 403)["detail"].startswith("CSRF Failed")
