@@ -201,6 +201,9 @@ CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 # Request bodies larger than this are refused with 413 (bytes).
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MAX_REQUEST_BODY_BYTES", 1_000_000)
 
+# How long an Idempotency-Key is remembered.
+IDEMPOTENCY_KEY_TTL_HOURS = env_int("IDEMPOTENCY_KEY_TTL_HOURS", 24)
+
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 REST_FRAMEWORK = {

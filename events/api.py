@@ -67,7 +67,7 @@ def problem_response(
 
 
 class InvalidQuery(exceptions.ValidationError):
-    """Invalid query parameters: reported by parameter name, not JSON pointer."""
+    """Invalid query or header parameters: reported by name, not JSON pointer."""
 
 
 class Conflict(exceptions.APIException):
@@ -562,6 +562,7 @@ _ERROR_RESPONSES = {
     "409": "The change conflicts with the stored data.",
     "410": "The record was deleted; see history_url.",
     "412": "If-Match names an old revision; current_revision says the new one.",
+    "422": "The Idempotency-Key was used with a different body.",
     "428": "If-Match is required.",
     "413": "The request body is too large.",
     "415": "The request body is not JSON.",
@@ -573,7 +574,7 @@ _WRITE_ERRORS = ["400", "401", "403", "404", "409", "410", "412", "413", "415", 
 _WRITE_ERRORS += ["500", "503"]
 _ERRORS_BY_METHOD = {
     "get": ["400", "404", "410", "429", "500", "503"],
-    "post": ["400", "401", "403", "409", "413", "415", "429", "500", "503"],
+    "post": ["400", "401", "403", "409", "413", "415", "422", "429", "500", "503"],
     "put": _WRITE_ERRORS,
     "patch": _WRITE_ERRORS,
     "delete": ["401", "403", "404", "409", "410", "412", "428", "429", "500", "503"],

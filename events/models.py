@@ -693,3 +693,32 @@ class Change(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} {self.resource}/{self.object_id} r{self.revision}"
+
+
+class IdempotencyKey(models.Model):
+    """A client's `Idempotency-Key` for a POST: the first request's outcome,
+    replayed to retries with the same key and body until `expires_at`."""
+
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+
+    user_id = models.BigIntegerField()
+    key = models.CharField(max_length=200)
+    path = models.CharField(max_length=500)
+    request_hash = models.CharField(max_length=64)
+    state = models.CharField(max_length=20, default=IN_PROGRESS)
+    response_status = models.PositiveSmallIntegerField(null=True)
+    response_body = models.TextField(blank=True)
+    response_content_type = models.CharField(max_length=100, blank=True)
+    response_headers = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user_id", "key"], name="events_idempotency_key_unique")
+        ]
+        indexes = [models.Index(fields=["expires_at"], name="events_idempotency_expiry")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id}:{self.key}"

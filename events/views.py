@@ -27,6 +27,7 @@ from rest_framework.views import APIView
 
 from actors.models import Actor, Affiliation
 from actors.serializers import ActorSerializer, AffiliationSerializer
+from events import idempotency
 from events.api import (
     Gone,
     InvalidQuery,
@@ -106,6 +107,14 @@ def crud_docs(singular: str, plural: str, about: str, read, write, *, delete: bo
         required=True,
         description='The ETag (revision) the change is based on, e.g. "3"; * for any.',
     )
+    idempotency_key = OpenApiParameter(
+        "Idempotency-Key",
+        str,
+        OpenApiParameter.HEADER,
+        description="Retries with the same key and body get the first answer and create "
+        "nothing more; a different body gets 422, a retry while the first still runs 409. "
+        "Keys expire after 24 hours.",
+    )
     reason = OpenApiParameter(
         "X-Change-Reason",
         str,
@@ -124,7 +133,7 @@ def crud_docs(singular: str, plural: str, about: str, read, write, *, delete: bo
             "representation and its URL in `Location`.",
             request=write,
             responses={201: read},
-            parameters=[reason],
+            parameters=[idempotency_key, reason],
         ),
         "update": extend_schema(
             summary=f"Replace {a_singular}",
@@ -281,6 +290,24 @@ class ServiceViewSet(viewsets.ModelViewSet):
         return Response(self.render(instance), headers={"ETag": revision_etag(instance.revision)})
 
     def create(self, request, *args, **kwargs):
+        key = request.headers.get(idempotency.HEADER)
+        if key is None:
+            return self.create_once(request)
+        stored = idempotency.claim(request, key)
+        if stored is not None:
+            return idempotency.replay(stored)
+        try:
+            response = self.create_once(request)
+        except Exception as exc:
+            try:
+                response = self.handle_exception(exc)  # a problem answer, stored like any other
+            except Exception:
+                idempotency.release(request, key)
+                raise
+        idempotency.record(request, key, response)
+        return response
+
+    def create_once(self, request):
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         with transaction.atomic():
