@@ -175,3 +175,15 @@ def test_a_csrf_refusal_under_the_api_is_a_problem(client, admin_user):
     assert body["title"] == "Not Found"
     refused = csrf_client.post("/api/v1/actors/", {}, content_type="application/json")
     assert problem(refused, 403)["detail"].startswith("CSRF Failed")
+
+
+@pytest.mark.parametrize("url", ["/api/v1/events/", "/admin/login/", "/api/v1/docs/", "/healthz"])
+def test_security_headers_are_set(client, url):
+    response = client.get(url)
+    policy = response["Content-Security-Policy"]
+    assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy
+    assert "'unsafe-inline'" not in policy.split("script-src")[1].split(";")[0]
+    assert response["X-Frame-Options"] == "DENY"
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert response["Referrer-Policy"] == "same-origin"
+    assert response["Cross-Origin-Opener-Policy"] == "same-origin"

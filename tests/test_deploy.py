@@ -39,3 +39,26 @@ def test_dockerfile_installs_the_lock_file_and_runs_gunicorn():
 
 def test_the_embedded_database_folder_is_git_ignored():
     assert ".data/" in (ROOT / ".gitignore").read_text().splitlines()
+
+
+def test_check_deploy_passes_with_the_documented_production_environment():
+    import os
+    import subprocess
+    import sys
+
+    production = {}
+    for line in (ROOT / "docs" / "production.env").read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.partition("=")
+            production[name] = value
+    env = {k: v for k, v in os.environ.items() if k not in production}
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env={**env, **production},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
