@@ -14,7 +14,7 @@ import psycopg.errors
 from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import DatabaseError, IntegrityError, OperationalError, models
+from django.db import DatabaseError, IntegrityError, InterfaceError, OperationalError, models
 from django.db.models.deletion import ProtectedError
 from django.db.models.expressions import RawSQL
 from django.http import Http404, HttpRequest, HttpResponse
@@ -176,7 +176,7 @@ def problem_exception_handler(exc: Exception, context: dict) -> HttpResponse | N
         )
     elif isinstance(exc, IntegrityError):
         exc = Conflict(f"The database refused the change: {_database_message(exc)}")
-    elif isinstance(exc, OperationalError):
+    elif isinstance(exc, OperationalError | InterfaceError):
         if isinstance(exc.__cause__, psycopg.errors.QueryCanceled):
             exc = ServiceUnavailable("The query took too long and was cancelled; narrow it down.")
         else:
@@ -256,7 +256,7 @@ class ProblemMiddleware:
     def process_exception(self, request: HttpRequest, exc: Exception) -> HttpResponse | None:
         if not request.path.startswith(API_PREFIX):
             return None
-        if isinstance(exc, OperationalError):
+        if isinstance(exc, OperationalError | InterfaceError):  # the database is away
             return problem_response(
                 503,
                 "Service Unavailable",
