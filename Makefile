@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha256sum requirements.lock | cut -c1-12)
 
-.PHONY: install run test lint format migrate seed superuser schema sdk lock clean
+.PHONY: install run test load lint format migrate seed superuser schema sdk lock clean
 
 $(STAMP): requirements.lock
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed; found " + sys.version.split()[0])'
@@ -56,6 +56,11 @@ test: install $(NODE_STAMP) $(CHROMIUM)
 schema: export SECRET_KEY ?= schema-generation-only
 schema: install
 	$(BIN)/python manage.py spectacular --validate --fail-on-warn --file openapi/v1.yaml
+
+# Mixed read/write load on gunicorn for LOAD_SECONDS (default 60): no 5xx, no lost write.
+load: export SECRET_KEY ?= insecure-test-only-key
+load: install
+	$(BIN)/pytest -m load -s tests/test_load.py
 
 # Client SDKs from the committed schema, into sdk/ (git-ignored).
 sdk: install $(NODE_STAMP)
