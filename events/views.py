@@ -281,6 +281,8 @@ class ServiceViewSet(viewsets.ModelViewSet):
         except serializers.ValidationError as exc:
             raise InvalidQuery({"as_of": exc.detail}) from None
         pk = self.kwargs["pk"]
+        if not str(pk).isdigit():
+            raise exceptions.NotFound("Ids are whole numbers.")
         past = [r for r in revisions(self.queryset.model, pk) if r.time <= moment]
         if not past:
             raise exceptions.NotFound("The record did not exist at that time.")

@@ -162,8 +162,10 @@ def test_health_endpoints(api):
 @pytest.mark.parametrize("segment", ["null", "null,null", "1.5", "-1", "abc"])
 def test_a_non_numeric_id_is_an_unknown_url(api, segment):
     for resource in ("events", "actors", "sources"):
-        body = problem(api.get(f"/api/v1/{resource}/{segment}/"), 404)
-        assert body["type"] == "urn:event-ledger:problem:not-found"
+        for query in ({}, {"as_of": "2024-01-01T00:00:00Z"}):
+            body = problem(api.get(f"/api/v1/{resource}/{segment}/", query), 404)
+            assert body["type"] == "urn:event-ledger:problem:not-found"
+        assert problem(api.get(f"/api/v1/{resource}/{segment}/history/"), 404)
 
 
 def test_a_csrf_refusal_under_the_api_is_a_problem(client, admin_user):
