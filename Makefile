@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha256sum requirements.lock | cut -c1-12)
 
-.PHONY: install run test load lint format migrate seed superuser schema sdk lock clean
+.PHONY: install run test load fuzz lint format migrate seed superuser schema sdk lock clean
 
 $(STAMP): requirements.lock
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed; found " + sys.version.split()[0])'
@@ -61,6 +61,11 @@ schema: install
 load: export SECRET_KEY ?= insecure-test-only-key
 load: install
 	$(BIN)/pytest -m load -s tests/test_load.py
+
+# Schemathesis against the live service: at least 2,000 cases, no failure.
+fuzz: export SECRET_KEY ?= insecure-test-only-key
+fuzz: install
+	$(BIN)/pytest -m fuzz -s tests/test_fuzz.py
 
 # Client SDKs from the committed schema, into sdk/ (git-ignored).
 sdk: install $(NODE_STAMP)

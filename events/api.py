@@ -19,6 +19,7 @@ from django.db.models.deletion import ProtectedError
 from django.db.models.expressions import RawSQL
 from django.http import Http404, HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
+from django_filters import CharFilter
 from django_filters.rest_framework import DjangoFilterBackend
 from rest_framework import exceptions, status
 from rest_framework.pagination import BasePagination
@@ -334,6 +335,17 @@ class FilterBackend(DjangoFilterBackend):
         filterset = self.get_filterset(request, queryset, view)
         if filterset is None:
             return queryset
+        # An empty value of a typed filter (a date, an id, a choice) is an error, not
+        # "no filter": the schema says what a value must look like.
+        empty = [
+            name
+            for name, declared in filterset.filters.items()
+            if request.query_params.get(name) == "" and not isinstance(declared, CharFilter)
+        ]
+        if empty:
+            raise InvalidQuery(
+                {name: ["Give a value, or leave the parameter out."] for name in empty}
+            )
         if not filterset.is_valid():
             raise InvalidQuery(filterset.errors)
         return filterset.qs
@@ -370,7 +382,7 @@ class KeysetPagination(BasePagination):
 
     def paginate_queryset(self, queryset, request, view=None):
         self.request = request
-        name = request.query_params.get("ordering") or view.default_ordering
+        name = request.query_params.get("ordering", view.default_ordering)
         if name not in view.orderings:
             raise InvalidQuery(
                 {

@@ -189,3 +189,16 @@ def test_security_headers_are_set(client, url):
     assert response["X-Content-Type-Options"] == "nosniff"
     assert response["Referrer-Policy"] == "same-origin"
     assert response["Cross-Origin-Opener-Policy"] == "same-origin"
+
+
+@pytest.mark.parametrize(
+    "query", ["date_before=", "actor=", "type=", "status=", "ordering=", "page_size="]
+)
+def test_an_empty_typed_parameter_is_refused(api, query):
+    name = query.rstrip("=")
+    body = problem(api.get(f"/api/v1/events/?{query}"), 400)
+    assert body["errors"][0]["parameter"] == name
+
+
+def test_an_empty_text_search_is_no_filter(api):
+    assert api.get("/api/v1/events/?q=").status_code == 200
