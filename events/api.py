@@ -351,15 +351,27 @@ class FilterBackend(DjangoFilterBackend):
         return filterset.qs
 
 
-class AnonThrottle(AnonRateThrottle):
-    def get_rate(self):
-        # Read at request time, so a changed setting takes effect (tests, reloads).
-        return api_settings.DEFAULT_THROTTLE_RATES[self.scope]
+class FailOpenThrottleMixin:
+    """Rates read at request time (so a changed setting takes effect), and a cache
+    outage lets requests through rather than failing them all."""
 
-
-class UserThrottle(UserRateThrottle):
     def get_rate(self):
         return api_settings.DEFAULT_THROTTLE_RATES[self.scope]
+
+    def allow_request(self, request, view):
+        try:
+            return super().allow_request(request, view)
+        except Exception:  # the shared cache is down: serve, and say so in the log
+            logger.warning("Throttle cache unavailable; request not throttled.", exc_info=True)
+            return True
+
+
+class AnonThrottle(FailOpenThrottleMixin, AnonRateThrottle):
+    pass
+
+
+class UserThrottle(FailOpenThrottleMixin, UserRateThrottle):
+    pass
 
 
 # Pagination -----------------------------------------------------------------

@@ -202,3 +202,16 @@ def test_an_empty_typed_parameter_is_refused(api, query):
 
 def test_an_empty_text_search_is_no_filter(api):
     assert api.get("/api/v1/events/?q=").status_code == 200
+
+
+def test_a_cache_outage_does_not_fail_requests(api, monkeypatch):
+    from events.api import AnonThrottle
+
+    class DownCache:
+        def get(self, *args, **kwargs):
+            raise ConnectionError("the cache is down")
+
+        set = get
+
+    monkeypatch.setattr(AnonThrottle, "cache", DownCache())
+    assert api.get("/api/v1/events/").status_code == 200

@@ -22,7 +22,7 @@ def test_db_service_is_postgres_16_with_healthcheck_and_named_volume():
 def test_app_waits_for_a_healthy_db_then_migrates_seeds_and_serves_with_gunicorn():
     app = compose()["services"]["app"]
     assert app["build"] == "."
-    assert app["depends_on"] == {"db": {"condition": "service_healthy"}}
+    assert app["depends_on"]["db"] == {"condition": "service_healthy"}
     command = app["command"]
     assert command.index("migrate") < command.index("seed") < command.index("gunicorn")
     assert app["environment"]["DATABASE_URL"].startswith("postgres://")
