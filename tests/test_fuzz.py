@@ -7,12 +7,11 @@ checks, at least 2,000 generated cases; the run must end without a failure.
 import os
 import re
 import subprocess
-import time
 
 import pytest
 
-from tests.test_load import call
-from tests.test_sdk import BIN, ROOT, SCHEMA, embedded_admin_connection, free_port, manage
+from tests.live import BIN, live_service
+from tests.test_sdk import SCHEMA
 
 pytestmark = [
     pytest.mark.fuzz,
@@ -36,53 +35,16 @@ EXCLUDED_CHECKS = [
 
 
 def test_schemathesis_finds_no_failure(tmp_path):
-    database = f"eventledger_fuzz_{os.getpid()}"
-    env = {
-        **{k: v for k, v in os.environ.items() if k != "DATABASE_URL"},
-        "DEBUG": "0",
-        "SECRET_KEY": "fuzz-test-only",
-        "ALLOWED_HOSTS": "127.0.0.1",
-        "EMBEDDED_DB_NAME": database,
-        "THROTTLE_ANON": "1000000/min",
-        "THROTTLE_USER": "1000000/min",
-        "DJANGO_SUPERUSER_PASSWORD": "fuzz-password-1",
-    }
-    manage("migrate", "--noinput", env=env)
-    manage("seed", env=env)
-    manage("createsuperuser", "--noinput", "--username", "fuzz", "--email", "f@x.org", env=env)
-    token = manage("drf_create_token", "fuzz", env=env).split()[2]
-    port = free_port()
-    with (tmp_path / "server.log").open("w") as output:
-        server = subprocess.Popen(
-            [
-                str(BIN / "gunicorn"),
-                "config.wsgi:application",
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--workers",
-                "2",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        for _ in range(100):
-            try:
-                if call("GET", f"http://127.0.0.1:{port}/readyz")[0] == 200:
-                    break
-            except OSError:
-                time.sleep(0.2)
+    with live_service(tmp_path) as service:
         run = subprocess.run(
             [
                 str(BIN / "schemathesis"),
                 "run",
                 str(SCHEMA),
                 "--url",
-                f"http://127.0.0.1:{port}",
+                service.url,
                 "--header",
-                f"Authorization: Token {token}",
+                f"Authorization: Token {service.token}",
                 "--checks",
                 "all",
                 "--exclude-checks",
@@ -97,15 +59,10 @@ def test_schemathesis_finds_no_failure(tmp_path):
             text=True,
             timeout=900,
         )
-        output = run.stdout + run.stderr
-        generated = int(re.search(r"(\d+) generated", output).group(1))
-        summary = output[output.rfind("SUMMARY") :]
-        print(f"\nschemathesis: {generated} cases generated\n{summary}")
-        assert run.returncode == 0, output[-6000:]
-        assert generated >= 2000
-        assert "Unhandled error" not in (tmp_path / "server.log").read_text()
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        with embedded_admin_connection() as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        server_log = (tmp_path / "server.log").read_text()
+    output = run.stdout + run.stderr
+    generated = int(re.search(r"(\d+) generated", output).group(1))
+    print(f"\nschemathesis: {generated} cases generated\n{output[output.rfind('SUMMARY') :]}")
+    assert run.returncode == 0, output[-6000:]
+    assert generated >= 2000
+    assert "Unhandled error" not in server_log

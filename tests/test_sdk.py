@@ -9,20 +9,15 @@ import importlib
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
-import psycopg
 import pytest
-from django.conf import settings
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.live import BIN, ROOT, live_service
+
 SCHEMA = ROOT / "openapi" / "v1.yaml"
-BIN = Path(sys.executable).parent
 TSC = ROOT / "node_modules" / ".bin" / "tsc"
 
 pytestmark = pytest.mark.skipif(
@@ -30,91 +25,11 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def manage(*args: str, env: dict) -> str:
-    result = subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout
-
-
-def embedded_admin_connection():
-    return psycopg.connect(
-        host=str(settings.EMBEDDED_POSTGRES_DIR),
-        user="postgres",
-        dbname="postgres",
-        autocommit=True,
-    )
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    """A seeded service under gunicorn; yields its base URL and a superuser token."""
-    database = f"eventledger_sdk_{os.getpid()}"
-    env = {
-        **{k: v for k, v in os.environ.items() if k != "DATABASE_URL"},
-        "DEBUG": "0",
-        "SECRET_KEY": "sdk-test-only",
-        "ALLOWED_HOSTS": "127.0.0.1",
-        "EMBEDDED_DB_NAME": database,
-        "THROTTLE_ANON": "100000/min",
-        "THROTTLE_USER": "100000/min",
-        "DJANGO_SUPERUSER_PASSWORD": "sdk-password-1",
-    }
-    manage("migrate", "--noinput", env=env)
-    manage("seed", env=env)
-    manage(
-        "createsuperuser", "--noinput", "--username", "sdk", "--email", "sdk@example.org", env=env
-    )
-    token = manage("drf_create_token", "sdk", env=env).split()[2]
-    port = free_port()
-    log = tmp_path_factory.mktemp("gunicorn") / "server.log"
-    with log.open("w") as output:
-        process = subprocess.Popen(
-            [
-                str(BIN / "gunicorn"),
-                "config.wsgi:application",
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--workers",
-                "2",
-                "--access-logfile",
-                "-",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/readyz", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    pytest.fail(f"the server did not start:\n{log.read_text()}")
-                time.sleep(0.3)
-        yield {"url": base, "token": token}
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-        with embedded_admin_connection() as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+    """A seeded service under gunicorn; its base URL and a superuser token."""
+    with live_service(tmp_path_factory.mktemp("gunicorn")) as service:
+        yield {"url": service.url, "token": service.token}
 
 
 def generate_python_client(out: Path):
