@@ -42,6 +42,7 @@ seed: install
 	$(BIN)/python manage.py seed
 
 superuser: install
+	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py createsuperuser
 
 test: export SECRET_KEY ?= insecure-test-only-key
