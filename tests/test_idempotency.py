@@ -85,3 +85,49 @@ def test_a_malformed_key_is_refused(writer, key):
     assert response.status_code == 400
     assert response.json()["errors"][0]["parameter"] == "Idempotency-Key"
     assert not Actor.objects.filter(slug="georgia").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_concurrent_duplicate_gets_409_and_one_record_is_made(token_client, monkeypatch):
+    import threading
+    import time
+
+    from django.db import connection
+
+    from actors.views import ActorViewSet
+
+    writer = token_client("add_actor")
+    credentials = writer._credentials
+    original = ActorViewSet.perform_service_create
+    first_started = threading.Event()
+
+    def slow_create(self, data):
+        first_started.set()
+        time.sleep(1.0)  # the first request is still running when the duplicate arrives
+        return original(self, data)
+
+    monkeypatch.setattr(ActorViewSet, "perform_service_create", slow_create)
+    results: dict[str, int] = {}
+
+    def post(name: str) -> None:
+        from rest_framework.test import APIClient
+
+        client = APIClient()
+        client.credentials(**credentials)
+        try:
+            response = client.post(URL, BODY, format="json", HTTP_IDEMPOTENCY_KEY="race")
+            results[name] = response.status_code
+        finally:
+            connection.close()
+
+    first = threading.Thread(target=post, args=("first",))
+    first.start()
+    assert first_started.wait(timeout=30)
+    second = threading.Thread(target=post, args=("second",))
+    second.start()
+    first.join(timeout=60)
+    second.join(timeout=60)
+    assert results == {"first": 201, "second": 409}
+    assert Actor.objects.filter(slug="georgia").count() == 1
+    replay = writer.post(URL, BODY, format="json", HTTP_IDEMPOTENCY_KEY="race")
+    assert replay.status_code == 201 and replay["Idempotent-Replayed"] == "true"
