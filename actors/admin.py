@@ -2,7 +2,7 @@ from django.contrib import admin
 
 from actors.models import Actor, ActorAlias, ActorIdentifier, Affiliation
 from actors.serializers import ActorSerializer, AffiliationSerializer
-from events.admin import EvidenceInline, LedgerModelAdmin, precision_date
+from events.admin import EvidenceInline, LedgerModelAdmin
 
 
 class ActorAliasInline(admin.TabularInline):
@@ -21,20 +21,12 @@ class AffiliationInline(admin.TabularInline):
 
     model = Affiliation
     fk_name = "member"
-    fields = ["role", "organization", "start", "end"]
+    fields = ["role", "organization", "start_display", "end_display"]
     readonly_fields = fields
     show_change_link = True
     can_delete = False
     extra = 0
     max_num = 0
-
-    @admin.display(description="from")
-    def start(self, affiliation: Affiliation) -> str:
-        return precision_date(affiliation.start_date, affiliation.start_precision)
-
-    @admin.display(description="until")
-    def end(self, affiliation: Affiliation) -> str:
-        return precision_date(affiliation.end_date, affiliation.end_precision)
 
 
 @admin.register(Actor)
@@ -51,18 +43,18 @@ class ActorAdmin(LedgerModelAdmin):
 @admin.register(Affiliation)
 class AffiliationAdmin(LedgerModelAdmin):
     history_serializer = AffiliationSerializer
-    list_display = ["member", "role", "organization", "start", "end", "revision", "id"]
+    list_display = [
+        "member",
+        "role",
+        "organization",
+        "start_display",
+        "end_display",
+        "revision",
+        "id",
+    ]
     list_filter = ["role", "organization"]
     list_select_related = ["member", "organization"]
     search_fields = ["member__name", "organization__name", "role"]
     autocomplete_fields = ["member", "organization"]
     readonly_fields = ["revision"]
     inlines = [EvidenceInline]
-
-    @admin.display(description="from", ordering="start_date")
-    def start(self, affiliation: Affiliation) -> str:
-        return precision_date(affiliation.start_date, affiliation.start_precision)
-
-    @admin.display(description="until", ordering="end_date")
-    def end(self, affiliation: Affiliation) -> str:
-        return precision_date(affiliation.end_date, affiliation.end_precision)

@@ -9,6 +9,7 @@ from events.models import (
     DatePrecision,
     Revisioned,
     country_code_validator,
+    format_date,
     track_history,
 )
 
@@ -193,3 +194,15 @@ class Affiliation(Revisioned):
 
     def __str__(self) -> str:
         return f"{self.member} — {self.role}, {self.organization}"
+
+    def _start_display(self) -> str:
+        """The start at its precision, or a dash when the source does not say."""
+        return format_date(self.start_date, self.start_precision) if self.start_date else "—"
+
+    def _end_display(self) -> str:
+        return format_date(self.end_date, self.end_precision) if self.end_date else "—"
+
+    _start_display.short_description = "from"  # the admin's column headings
+    _end_display.short_description = "until"
+    start_display = property(_start_display)
+    end_display = property(_end_display)

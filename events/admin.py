@@ -19,7 +19,6 @@ from events.models import (
     Statement,
     StatementActor,
     StatementEvent,
-    format_date,
 )
 from events.serializers import (
     EventSerializer,
@@ -276,7 +275,3 @@ class StatementAdmin(LedgerModelAdmin):
     @admin.display(description="date", ordering="date_sort")
     def date_display(self, statement: Statement) -> str:
         return statement.date_display
-
-
-def precision_date(day, precision: str) -> str:
-    return format_date(day, precision) if day else "—"
