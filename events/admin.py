@@ -203,8 +203,28 @@ class StatementEventInline(admin.TabularInline):
     verbose_name_plural = "events it is about"
 
 
+class SourceAdminForm(LedgerAdminForm):
+    """The text of a source is its evidence's ground: it may not change under
+    evidence, and the same text is stored once."""
+
+    url = forms.URLField(required=False, max_length=2000, assume_scheme="https")
+
+    def clean_text(self):
+        text = self.cleaned_data["text"]
+        if self.instance.pk and text != self.instance.text and self.instance.evidence.exists():
+            raise ValidationError(
+                "Evidence spans point into this text, so it cannot change. Store the new "
+                "version as a new source."
+            )
+        twin = Source.objects.filter(sha256=Source.digest(text)).exclude(pk=self.instance.pk)
+        if twin.exists():
+            raise ValidationError(f"This text is already stored as source {twin.get().pk}.")
+        return text
+
+
 @admin.register(Source)
 class SourceAdmin(LedgerModelAdmin):
+    form = SourceAdminForm
     history_serializer = SourceSerializer
     list_display = ["__str__", "publisher", "published_on", "language", "revision", "id"]
     list_filter = ["language", "published_on"]

@@ -222,3 +222,34 @@ def test_setup_roles_is_idempotent():
         c for c in codenames if c.startswith("view_")
     }
     assert Group.objects.filter(name__in=["curator", "viewer"]).count() == 2
+
+
+class TestSourceText:
+    def form(self, source, **changes) -> dict:
+        return {
+            "title": source.title,
+            "publisher": source.publisher,
+            "url": source.url,
+            "published_on": "2023-11-09",
+            "language": "en",
+            "text": source.text,
+            **changes,
+        }
+
+    def test_a_cited_text_cannot_change_in_the_admin(self, admin_client, seeded):
+        source = Source.objects.get()
+        response = admin_client.post(
+            f"/admin/events/source/{source.pk}/change/", self.form(source, text="Rewritten.")
+        )
+        assert response.status_code == 200
+        assert "Evidence spans point into this text, so it cannot change." in (
+            response.content.decode()
+        )
+        assert Source.objects.get(pk=source.pk).text == source.text
+
+    def test_the_same_text_is_not_stored_twice(self, admin_client, seeded):
+        source = Source.objects.get()
+        response = admin_client.post("/admin/events/source/add/", self.form(source))
+        assert response.status_code == 200
+        assert f"This text is already stored as source {source.pk}." in response.content.decode()
+        assert Source.objects.count() == 1
