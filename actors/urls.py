@@ -2,7 +2,8 @@ from rest_framework.routers import SimpleRouter
 
 from actors.views import ActorViewSet, AffiliationViewSet
 
-router = SimpleRouter()
+# Path converters: an id is an int, so any other segment is an unknown URL (404).
+router = SimpleRouter(use_regex_path=False)
 router.register("actors", ActorViewSet, basename="actor")
 router.register("affiliations", AffiliationViewSet, basename="affiliation")
 

@@ -633,16 +633,21 @@ def _path_of(result: dict, path_item: dict) -> str:
 
 def client_hygiene_hook(result, generator, request, public):
     """Make generated clients pleasant: readable names for the blank and null
-    choices drf-spectacular emits, and reads marked as open to anonymous clients."""
+    choices drf-spectacular emits, reads marked as open to anonymous clients, and
+    path parameters described."""
     schemas = result.get("components", {}).get("schemas", {})
     if "BlankEnum" in schemas:
         schemas["BlankEnum"]["x-enum-varnames"] = ["BLANK"]
     if "NullEnum" in schemas:
         schemas["NullEnum"]["x-enum-varnames"] = ["NULL"]
+    path_descriptions = {"id": "The record's id.", "revision": "A revision of the record."}
     for path_item in result.get("paths", {}).values():
         for method, operation in path_item.items():
             if method == "get" and {} not in operation.setdefault("security", []):
                 operation["security"].append({})
+            for parameter in operation.get("parameters", []):
+                if parameter["in"] == "path" and parameter["name"] in path_descriptions:
+                    parameter.setdefault("description", path_descriptions[parameter["name"]])
     return result
 
 

@@ -9,7 +9,8 @@ from events.views import (
     StatementViewSet,
 )
 
-router = SimpleRouter()
+# Path converters: an id is an int, so any other segment is an unknown URL (404).
+router = SimpleRouter(use_regex_path=False)
 router.register("events", EventViewSet, basename="event")
 router.register("statements", StatementViewSet, basename="statement")
 router.register("sources", SourceViewSet, basename="source")

@@ -238,6 +238,7 @@ class ServiceViewSet(viewsets.ModelViewSet):
 
     write_serializer_class = None
     http_method_names = ["get", "post", "put", "patch", "delete", "head", "options"]
+    lookup_value_converter = "int"
 
     def get_serializer_class(self):
         if self.action in ("create", "update", "partial_update"):
@@ -245,13 +246,11 @@ class ServiceViewSet(viewsets.ModelViewSet):
         return self.serializer_class
 
     def get_object(self):
-        if not str(self.kwargs.get(self.lookup_field, "")).isdigit():
-            raise exceptions.NotFound("Ids are whole numbers.")  # and the query would fail
         try:
             return super().get_object()
         except Http404:
-            pk = str(self.kwargs.get(self.lookup_field, ""))
-            if pk.isdigit() and has_history(self.queryset.model, pk):
+            pk = self.kwargs[self.lookup_field]
+            if has_history(self.queryset.model, pk):
                 raise Gone(self.history_url(pk)) from None
             raise
 
@@ -281,8 +280,6 @@ class ServiceViewSet(viewsets.ModelViewSet):
         except serializers.ValidationError as exc:
             raise InvalidQuery({"as_of": exc.detail}) from None
         pk = self.kwargs["pk"]
-        if not str(pk).isdigit():
-            raise exceptions.NotFound("Ids are whole numbers.")
         past = [r for r in revisions(self.queryset.model, pk) if r.time <= moment]
         if not past:
             raise exceptions.NotFound("The record did not exist at that time.")
@@ -401,12 +398,12 @@ class ServiceViewSet(viewsets.ModelViewSet):
     @action(
         detail=True,
         methods=["get"],
-        url_path=r"history/(?P<revision>[0-9]+)",
+        url_path="history/<int:revision>",
         url_name="history-revision",
         pagination_class=None,
     )
     def history_revision(self, request, pk=None, revision=None):
-        entry = next((e for e in self.history_entries(pk) if e.revision == int(revision)), None)
+        entry = next((e for e in self.history_entries(pk) if e.revision == revision), None)
         if entry is None:
             raise exceptions.NotFound(f"The record has no revision {revision}.")
         if entry.representation is None:
@@ -414,7 +411,7 @@ class ServiceViewSet(viewsets.ModelViewSet):
         return Response(entry.representation, headers={"ETag": revision_etag(entry.revision)})
 
     def history_entries(self, pk):
-        if not str(pk).isdigit() or not has_history(self.queryset.model, pk):
+        if not has_history(self.queryset.model, pk):
             raise exceptions.NotFound("No record with this id has ever existed.")
         return with_representations(self.queryset.model, pk, self.render)
 
