@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha256sum requirements.lock | cut -c1-12)
 
-.PHONY: install run test load fuzz lint format migrate seed superuser schema sdk lock clean
+.PHONY: install run test load fuzz lint format migrate seed superuser schema sdk lock clean bench
 
 $(STAMP): requirements.lock
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed; found " + sys.version.split()[0])'
@@ -85,3 +85,12 @@ lock: install
 
 clean:
 	rm -rf $(VENV) node_modules sdk .pytest_cache .ruff_cache staticfiles
+
+# Benchmark on its own database (.data/bench-postgres) with EVENTS synthetic events,
+# DURATION seconds of wrk per scenario; prints a table, writes bench/results/latest.json.
+EVENTS ?= 1000000
+DURATION ?= 20
+CONNECTIONS ?= 8
+WORKERS ?= 4
+bench: install
+	$(BIN)/python bench/run.py --events $(EVENTS) --duration $(DURATION) --connections $(CONNECTIONS) --workers $(WORKERS)

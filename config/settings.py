@@ -168,6 +168,8 @@ _database.setdefault("OPTIONS", {})["options"] = (
     f"-c statement_timeout={DATABASE_STATEMENT_TIMEOUT_MS}"
 )
 DATABASES = {"default": _database}
+# Streaming exports (GET /api/v1/events/export) may run this long (milliseconds).
+EXPORT_TIMEOUT_MS = env_int("EXPORT_TIMEOUT_MS", 600_000)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -393,6 +393,13 @@ class KeysetPagination(BasePagination):
     max_page_size = 500
 
     def paginate_queryset(self, queryset, request, view=None):
+        rows = list(self.page_queryset(queryset, request, view))
+        return self.finish(rows, getattr)
+
+    def page_queryset(self, queryset, request, view):
+        """The page's queryset, not yet run: ordered, after the cursor, and one
+        row longer than the page (the extra row says whether a next page exists).
+        Call `finish()` with its rows."""
         self.request = request
         name = request.query_params.get("ordering", view.default_ordering)
         if name not in view.orderings:
@@ -409,14 +416,24 @@ class KeysetPagination(BasePagination):
         position = self._decode(request.query_params.get("cursor"), name, len(fields))
         if position is not None:
             queryset = queryset.filter(self._after(queryset.model, fields, position))
-        rows = list(queryset[: size + 1])
+        self.ordering, self.fields, self.size = name, fields, size
+        return queryset[: size + 1]
+
+    def finish(self, rows: list, value: Callable[[Any, str], Any]) -> list:
+        """The page's rows, and the next cursor taken from the last of them:
+        `value(row, field)` reads an ordering field of a row."""
         self.next_position = None
-        if len(rows) > size:
-            rows = rows[:size]
+        if len(rows) > self.size:
+            rows = rows[: self.size]
             last = rows[-1]
-            self.next_position = [_cursor_value(getattr(last, f.lstrip("-"))) for f in fields]
-        self.ordering = name
+            self.next_position = [_cursor_value(value(last, f.lstrip("-"))) for f in self.fields]
         return rows
+
+    def order_by_sql(self, alias: str) -> str:
+        """The page's ordering as SQL over the table alias `alias`."""
+        return ", ".join(
+            f"{alias}.{f.lstrip('-')} {'DESC' if f.startswith('-') else 'ASC'}" for f in self.fields
+        )
 
     def get_paginated_response(self, data):
         return Response({"next": self.get_next_link(), "results": data})

@@ -424,12 +424,19 @@ class Event(Revisioned, DatedInterval):
 
     @property
     def date_display(self) -> str:
-        if self.status == EventStatus.ONGOING and self.date_end is not None:
-            as_of = f"ongoing as of {format_date(self.date_end, DatePrecision.DAY)}"
-            if self.date_start is None:
-                return as_of
-            return f"since {format_date(self.date_start, self.date_precision)}, {as_of}"
-        return super().date_display
+        return event_date_display(self.date_start, self.date_end, self.date_precision, self.status)
+
+
+def event_date_display(
+    start: datetime.date | None, end: datetime.date | None, precision: str, status: str
+) -> str:
+    """An event's dates at their precision; an ongoing event says as of when."""
+    if status == EventStatus.ONGOING and end is not None:
+        as_of = f"ongoing as of {format_date(end, DatePrecision.DAY)}"
+        if start is None:
+            return as_of
+        return f"since {format_date(start, precision)}, {as_of}"
+    return format_interval(start, end, precision)
 
 
 class ParticipantRole(models.TextChoices):

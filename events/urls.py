@@ -3,6 +3,7 @@ from rest_framework.routers import SimpleRouter
 
 from events.views import (
     ChangeFeedView,
+    EventExportView,
     EventViewSet,
     PlaceViewSet,
     SourceViewSet,
@@ -18,5 +19,6 @@ router.register("places", PlaceViewSet, basename="place")
 
 urlpatterns = [
     path("changes/", ChangeFeedView.as_view(), name="change-list"),
+    path("events/export", EventExportView.as_view(), name="event-export"),
     *router.urls,
 ]

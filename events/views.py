@@ -9,7 +9,7 @@ import re
 from django.core.exceptions import FieldDoesNotExist
 from django.db import connection, models, transaction
 from django.db.models.expressions import RawSQL
-from django.http import Http404, HttpRequest, JsonResponse
+from django.http import Http404, HttpRequest, JsonResponse, StreamingHttpResponse
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
@@ -20,7 +20,9 @@ from drf_spectacular.utils import (
 )
 from rest_framework import exceptions, serializers, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.generics import GenericAPIView
 from rest_framework.permissions import AllowAny
+from rest_framework.renderers import BaseRenderer
 from rest_framework.response import Response
 from rest_framework.utils.urls import replace_query_param
 from rest_framework.views import APIView
@@ -35,6 +37,8 @@ from events.api import (
     PreconditionRequired,
     problem_response,
 )
+from events.export import FORMATS as EXPORT_FORMATS
+from events.export import export_query, stream
 from events.filters import EventFilterSet, PlaceFilterSet, SourceFilterSet, StatementFilterSet
 from events.history import (
     Reconstruction,
@@ -45,6 +49,7 @@ from events.history import (
     with_representations,
 )
 from events.models import Change, Event, Place, Source, Statement
+from events.representations import ROW_KEYS, EventShaper, fetch_rows, json_response
 from events.serializers import (
     ChangeFeedSerializer,
     EventSerializer,
@@ -501,6 +506,35 @@ class EventViewSet(ServiceViewSet):
         "date: by the earliest known date, then id; -date: newest first; id, -id: by id."
     )
 
+    # The hot read paths: rows shaped straight into the representation
+    # (events/representations.py), one query per page or record.
+
+    def list(self, request, *args, **kwargs):
+        paginator = self.paginator
+        page = paginator.page_queryset(self.filter_queryset(Event.objects.all()), request, self)
+        sql, params = page.values("id").query.sql_with_params()
+        # (a DISTINCT page also selects its ordering columns: take its ids)
+        rows = fetch_rows(
+            f"e.id IN (SELECT k.id FROM ({sql}) k)", params, paginator.order_by_sql("e")
+        )
+        rows = paginator.finish(rows, lambda row, name: row[ROW_KEYS[name]])
+        shape = EventShaper(request)
+        data = {"next": paginator.get_next_link(), "results": [shape(row) for row in rows]}
+        return json_response(request, data) or Response(data)
+
+    def retrieve(self, request, *args, **kwargs):
+        rows = [] if "as_of" in request.query_params else fetch_rows("e.id = %s", [kwargs["pk"]])
+        if not rows:
+            return super().retrieve(request, *args, **kwargs)  # as_of, 404 and 410
+        headers = {"ETag": revision_etag(rows[0][1])}
+        if etag_matches(request.headers.get("If-None-Match", ""), rows[0][1], weak=True):
+            return Response(status=status.HTTP_304_NOT_MODIFIED, headers=headers)
+        data = EventShaper(request)(rows[0])
+        return json_response(request, data, headers=headers) or Response(data, headers=headers)
+
+    def read_representation(self, instance):
+        return EventShaper(self.request)(fetch_rows("e.id = %s", [instance.pk])[0])
+
     def perform_service_create(self, data):
         return event_create(
             participants=[(p["actor"], p["role"]) for p in data.pop("participants", [])],
@@ -710,3 +744,69 @@ def decode_feed_cursor(cursor: str | None) -> list[int] | None:
     except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
         pass
     raise InvalidQuery({"after": ["Invalid cursor; use the `cursor` of an earlier answer."]})
+
+
+class ExportRenderer(BaseRenderer):
+    """The export's formats. The file itself streams from PostgreSQL; what is
+    rendered here is only DRF's own answers, such as OPTIONS metadata, as JSON."""
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        return b"" if data is None else json.dumps(data).encode()
+
+
+class CSVRenderer(ExportRenderer):
+    media_type = "text/csv"
+    format = "csv"
+    charset = "utf-8"
+
+
+class JSONLinesRenderer(ExportRenderer):
+    media_type = "application/x-ndjson"
+    format = "jsonl"
+    charset = None
+
+
+class EventExportView(GenericAPIView):
+    """Every event matching the list's filters, streamed as one file."""
+
+    permission_classes = [AllowAny]
+    renderer_classes = [CSVRenderer, JSONLinesRenderer]
+    queryset = Event.objects.all()
+    filterset_class = EventFilterSet
+    pagination_class = None
+
+    def perform_content_negotiation(self, request, force=False):
+        try:
+            return super().perform_content_negotiation(request, force)
+        except Http404:
+            raise InvalidQuery({"format": ["Use csv or jsonl."]}) from None
+
+    @extend_schema(
+        operation_id="events_export",
+        summary="Export events as CSV or JSON Lines",
+        description="Every event that matches the filters (the same as the event list's), "
+        "ordered by id, streamed as it is read: no page size, constant memory. One row per "
+        "event: its fields, its place (`place_id`, `place_name`, `place_country`), and its "
+        "`participants` and `evidence` as JSON arrays (JSON text in CSV cells; `context` "
+        "there is joined by semicolons). Choose the format with `format` or the Accept header.",
+        filters=True,
+        parameters=[
+            OpenApiParameter(
+                "format", str, enum=["csv", "jsonl"], description="csv (default) or jsonl."
+            )
+        ],
+        responses={
+            (200, "text/csv"): OpenApiTypes.STR,
+            (200, "application/x-ndjson"): OpenApiTypes.STR,
+        },
+    )
+    def get(self, request):
+        events = self.filter_queryset(self.get_queryset())
+        ids_sql, ids_params = events.values("id").query.sql_with_params()
+        fmt = request.accepted_renderer.format
+        query = export_query(
+            f"SELECT k.id FROM ({ids_sql}) k", ids_params, fmt, request.build_absolute_uri("/")[:-1]
+        )
+        response = StreamingHttpResponse(stream(query), content_type=EXPORT_FORMATS[fmt])
+        response["Content-Disposition"] = f'attachment; filename="events.{fmt}"'
+        return response

@@ -1,0 +1,310 @@
+"""Bulk loading: many records in a few statements per batch, history kept.
+
+An ordinary write does its bookkeeping in per-row triggers: revision numbers,
+history snapshots, change-feed entries and integrity checks. At millions of
+rows those triggers would cost more than the rows themselves, so a bulk load
+switches them off for its own transactions (`session_replication_role =
+replica`, which needs a superuser or, from PostgreSQL 15, `GRANT SET ON
+PARAMETER session_replication_role`) and does the same work once per batch,
+set-based:
+
+- each row is stored at revision 1, set by the batch's transaction;
+- one history context per batch (`via: import`, the command, the batch number)
+  and one `insert` snapshot per row, resources and child rows alike, pointing
+  at it: the history endpoints show the row as created by that import;
+- one change-feed entry per created resource, in the batch's transaction;
+- the checks the triggers make are made on the whole batch before it is
+  written: every event and statement cites evidence, every quote is the
+  source's text at its offsets, every reference points at an existing row.
+  A batch that fails a check writes nothing.
+
+Rows are streamed with COPY into temporary staging tables, then moved into
+place with one INSERT ... SELECT per table that also writes the snapshots and
+feed entries (a data-modifying WITH). Source digests are computed in the same
+statement.
+
+For a load that at least doubles a table, `rebuild_indexes()` drops the
+secondary indexes first and builds them again afterwards, which is several
+times faster than maintaining them row by row (what pg_restore does too);
+the whole load is then one transaction, so that a failure leaves the
+database, indexes included, as it was.
+"""
+
+import contextlib
+import json
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from django.db import connection, transaction
+from psycopg import sql
+
+from events.history import snapshot_model
+
+
+class BulkLoadError(Exception):
+    """A batch failed a check; nothing of it was written."""
+
+
+@dataclass(frozen=True)
+class Table:
+    """A table filled by the bulk loader.
+
+    `columns` are what the caller supplies for each row, in order; `computed`
+    maps further columns to SQL expressions over them; `resource` is the name
+    of the table in the change feed, for resources (which also carry revisions).
+    """
+
+    model: type
+    columns: tuple[str, ...]
+    computed: dict[str, str] = field(default_factory=dict)
+    resource: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.model._meta.db_table
+
+    @property
+    def stage(self) -> str:
+        return f"bulk_{self.name}"
+
+    @property
+    def snapshot_table(self) -> str:
+        return snapshot_model(self.model)._meta.db_table
+
+    def snapshot_columns(self) -> list[str]:
+        snapshot = snapshot_model(self.model)
+        return [f.column for f in snapshot._meta.concrete_fields if not f.name.startswith("pgh_")]
+
+
+NOW = "now()"
+REVISION = {"revision": "1", "revised_tx": "txid_current()"}
+TIMESTAMPS = {"created_at": NOW, "updated_at": NOW}
+
+
+class BulkLoader:
+    """Loads batches of rows into `tables` (in the order given: parents first).
+
+    Each call of `load(rows)` is one transaction: `rows` maps a table name to
+    the tuples for it. Ids of resources are chosen by the caller, from
+    `reserve_ids()`, so that child rows can refer to them.
+    """
+
+    def __init__(self, tables: list[Table], *, metadata: dict):
+        self.tables = tables
+        self.metadata = metadata
+        self.batches = 0
+
+    # Ids --------------------------------------------------------------------
+
+    @staticmethod
+    def reserve_ids(model, count: int) -> list[int]:
+        """`count` new ids from the table's identity sequence, never handed out again."""
+        if count == 0:
+            return []
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+                [model._meta.db_table, count],
+            )
+            return [row[0] for row in cursor.fetchall()]
+
+    # Loading ------------------------------------------------------------------
+
+    def load(self, rows: dict[str, Iterable[tuple]]) -> dict[str, int]:
+        """Write one batch; returns the number of rows stored per table."""
+        self.batches += 1
+        counts = {}
+        with transaction.atomic(), connection.cursor() as cursor:
+            # A crash loses at most the batches of the last moments; none is half-written.
+            cursor.execute("SET LOCAL synchronous_commit = off")
+            cursor.execute("SET LOCAL statement_timeout = 0")  # a batch may take a while
+            self._bypass_row_triggers(cursor)
+            context_id = self._record_context(cursor)
+            for table in self.tables:
+                self._stage(cursor, table, rows.get(table.name, ()))
+            self._check(cursor)
+            for table in self.tables:
+                counts[table.name] = self._move(cursor, table, context_id)
+            # Emptied at commit too; but the batch may be part of a larger transaction.
+            stages = sql.SQL(", ").join(sql.Identifier(t.stage) for t in self.tables)
+            cursor.execute(sql.SQL("TRUNCATE {}").format(stages))
+            cursor.execute("SET LOCAL session_replication_role = origin")
+        return counts
+
+    def _bypass_row_triggers(self, cursor) -> None:
+        try:
+            with transaction.atomic():
+                cursor.execute("SET LOCAL session_replication_role = replica")
+        except Exception as exc:
+            raise BulkLoadError(
+                "Bulk loading needs a database role that may set session_replication_role "
+                "(a superuser, or GRANT SET ON PARAMETER session_replication_role TO <role>). "
+                f"The database said: {exc}"
+            ) from None
+
+    def _record_context(self, cursor) -> uuid.UUID:
+        context_id = uuid.uuid4()
+        metadata = {**self.metadata, "via": "import", "batch": self.batches}
+        cursor.execute(
+            "INSERT INTO pghistory_context (id, created_at, updated_at, metadata) "
+            "VALUES (%s, now(), now(), %s::jsonb)",
+            [context_id, _json(metadata)],
+        )
+        return context_id
+
+    def _stage(self, cursor, table: Table, rows: Iterable[tuple]) -> None:
+        columns = sql.SQL(", ").join(map(sql.Identifier, table.columns))
+        cursor.execute(
+            sql.SQL(
+                "CREATE TEMP TABLE IF NOT EXISTS {stage} ON COMMIT DELETE ROWS AS "
+                "SELECT {columns} FROM {table} WITH NO DATA"
+            ).format(
+                stage=sql.Identifier(table.stage),
+                columns=columns,
+                table=sql.Identifier(table.name),
+            )
+        )
+        copy = sql.SQL("COPY {stage} ({columns}) FROM STDIN").format(
+            stage=sql.Identifier(table.stage), columns=columns
+        )
+        with cursor.cursor.copy(copy) as writer:
+            for row in rows:
+                writer.write_row(row)
+        # Statistics, so that the checks and moves below get hash joins.
+        cursor.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(table.stage)))
+
+    def _move(self, cursor, table: Table, context_id: uuid.UUID) -> int:
+        """Insert the staged rows, their snapshots and, for resources, their
+        feed entries, in one statement."""
+        expressions = {**table.computed}
+        if table.resource:
+            expressions.update(REVISION)
+        target = [*table.columns, *expressions]
+        select = [sql.Identifier(c) for c in table.columns] + [
+            sql.SQL(e) for e in expressions.values()
+        ]
+        snapshot_columns = table.snapshot_columns()
+        query = sql.SQL(
+            "WITH new AS ("
+            " INSERT INTO {table} ({target}) SELECT {select} FROM {stage} RETURNING {returned}"
+            "), snapshots AS ("
+            " INSERT INTO {snapshot} (pgh_created_at, pgh_label, pgh_context_id, pgh_obj_id, "
+            "{returned}) SELECT now(), 'insert', %(context)s, id, {returned} FROM new"
+            ")"
+        ).format(
+            table=sql.Identifier(table.name),
+            target=sql.SQL(", ").join(map(sql.Identifier, target)),
+            select=sql.SQL(", ").join(select),
+            stage=sql.Identifier(table.stage),
+            returned=sql.SQL(", ").join(map(sql.Identifier, snapshot_columns)),
+            snapshot=sql.Identifier(table.snapshot_table),
+        )
+        if table.resource:
+            query += sql.SQL(
+                " INSERT INTO events_change (resource, object_id, action, revision, txid, "
+                "changed_at) SELECT %(resource)s, id, 'create', 1, txid_current(), now() FROM new"
+            )
+        else:
+            query += sql.SQL(" SELECT count(*) FROM new")
+        cursor.execute(query, {"context": context_id, "resource": table.resource})
+        return cursor.rowcount if table.resource else cursor.fetchone()[0]
+
+    # Checks -------------------------------------------------------------------
+
+    CHECKS = [
+        (
+            "An evidence quote is not the source's text at its offsets",
+            "SELECT v.source_id, v.start, v.end FROM bulk_events_evidence v "
+            "LEFT JOIN bulk_events_source n ON n.id = v.source_id "
+            "WHERE v.start >= v.end OR char_length(v.quote) <> v.end - v.start "
+            "OR substr(coalesce(n.text, (SELECT s.text FROM events_source s "
+            "WHERE s.id = v.source_id)), v.start + 1, v.end - v.start) IS DISTINCT FROM v.quote",
+        ),
+        (
+            "An event cites no evidence",
+            "SELECT e.id FROM bulk_events_event e WHERE NOT EXISTS "
+            "(SELECT 1 FROM bulk_events_evidence v WHERE v.event_id = e.id)",
+        ),
+        (
+            "A statement cites no evidence",
+            "SELECT s.id FROM bulk_events_statement s WHERE NOT EXISTS "
+            "(SELECT 1 FROM bulk_events_evidence v WHERE v.statement_id = s.id)",
+        ),
+        (
+            "Evidence cites an event or statement that does not exist",
+            "SELECT v.event_id, v.statement_id FROM bulk_events_evidence v "
+            "WHERE (v.event_id IS NOT NULL AND NOT EXISTS "
+            "(SELECT 1 FROM bulk_events_event e WHERE e.id = v.event_id) AND NOT EXISTS "
+            "(SELECT 1 FROM events_event e WHERE e.id = v.event_id)) "
+            "OR (v.statement_id IS NOT NULL AND NOT EXISTS "
+            "(SELECT 1 FROM bulk_events_statement s WHERE s.id = v.statement_id) AND NOT EXISTS "
+            "(SELECT 1 FROM events_statement s WHERE s.id = v.statement_id))",
+        ),
+        (
+            "A participant's actor or event does not exist",
+            "SELECT p.event_id, p.actor_id FROM bulk_events_eventparticipant p "
+            "WHERE NOT EXISTS (SELECT 1 FROM bulk_actors_actor a WHERE a.id = p.actor_id) "
+            "AND NOT EXISTS (SELECT 1 FROM actors_actor a WHERE a.id = p.actor_id) "
+            "OR NOT EXISTS (SELECT 1 FROM bulk_events_event e WHERE e.id = p.event_id)",
+        ),
+        (
+            "An event's place does not exist",
+            "SELECT e.id, e.place_id FROM bulk_events_event e WHERE e.place_id IS NOT NULL "
+            "AND NOT EXISTS (SELECT 1 FROM bulk_events_place p WHERE p.id = e.place_id) "
+            "AND NOT EXISTS (SELECT 1 FROM events_place p WHERE p.id = e.place_id)",
+        ),
+        (
+            "A statement's speaker, actor or event does not exist",
+            "SELECT s.id FROM bulk_events_statement s WHERE NOT EXISTS "
+            "(SELECT 1 FROM bulk_actors_actor a WHERE a.id = s.speaker_id) AND NOT EXISTS "
+            "(SELECT 1 FROM actors_actor a WHERE a.id = s.speaker_id) "
+            "UNION ALL SELECT l.statement_id FROM bulk_events_statementactor l WHERE NOT EXISTS "
+            "(SELECT 1 FROM bulk_actors_actor a WHERE a.id = l.actor_id) AND NOT EXISTS "
+            "(SELECT 1 FROM actors_actor a WHERE a.id = l.actor_id) "
+            "UNION ALL SELECT l.statement_id FROM bulk_events_statementevent l WHERE NOT EXISTS "
+            "(SELECT 1 FROM bulk_events_event e WHERE e.id = l.event_id) AND NOT EXISTS "
+            "(SELECT 1 FROM events_event e WHERE e.id = l.event_id)",
+        ),
+    ]
+
+    def _check(self, cursor) -> None:
+        for problem, query in self.CHECKS:
+            cursor.execute(query + " LIMIT 1")
+            row = cursor.fetchone()
+            if row is not None:
+                raise BulkLoadError(
+                    f"{problem}: {row}. Nothing of batch {self.batches} was written."
+                )
+
+
+@contextlib.contextmanager
+def rebuild_indexes(tables: list[str]) -> Iterator[list[str]]:
+    """Drop the secondary (non-unique) indexes of `tables` for the duration of
+    a large load and build them again afterwards. Use it inside the load's
+    transaction: a load that fails rolls back, and the indexes with it.
+    Yields the names of the indexes dropped."""
+    if not connection.in_atomic_block:
+        raise RuntimeError("rebuild_indexes() must run inside a transaction.")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid) FROM pg_index i "
+            "WHERE i.indrelid = ANY(%s::regclass[]) AND NOT i.indisprimary AND NOT i.indisunique "
+            "ORDER BY 1",
+            [tables],
+        )
+        indexes = cursor.fetchall()
+        for name, _ in indexes:
+            cursor.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(name)))
+    yield [name for name, _ in indexes]
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL maintenance_work_mem = '512MB'")
+        cursor.execute("SET LOCAL statement_timeout = 0")  # building an index may take minutes
+        for _, definition in indexes:
+            cursor.execute(definition)
+        for table in tables:
+            cursor.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(table)))
+
+
+def _json(value) -> str:
+    return json.dumps(value, separators=(",", ":"))

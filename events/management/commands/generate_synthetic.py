@@ -1,0 +1,106 @@
+import contextlib
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+from django.core.management.base import BaseCommand, CommandError
+from django.db import connection, transaction
+
+from events.bulk import BulkLoader, BulkLoadError, rebuild_indexes
+from events.models import Event
+from events.synthetic import TABLES, Batch, SyntheticData
+
+
+def generated(data: SyntheticData, sizes: list[int]) -> Iterator[Batch]:
+    """The batches, each generated in a second thread while the one before is
+    being loaded (the database does its share meanwhile, on the other core)."""
+
+    def make(size: int) -> Batch:
+        try:
+            return data.batch(size)
+        finally:
+            connection.close()  # the thread's own connection, for reserving ids
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        upcoming = pool.submit(make, sizes[0])
+        for size in sizes[1:]:
+            batch = upcoming.result()
+            upcoming = pool.submit(make, size)
+            yield batch
+        yield upcoming.result()
+
+
+class Command(BaseCommand):
+    help = (
+        "Add a deterministic synthetic dataset: EVENTS events with about EVENTS/10 actors, "
+        "EVENTS/100 places, a news report per 10 events, 2 statements per report, and the "
+        "evidence spans they cite. Loaded in batches through COPY; each batch is one "
+        "transaction with one history context (via: import). See docs/performance.md."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--events", type=int, required=True, help="How many events to add.")
+        parser.add_argument("--seed", type=int, default=1, help="Same seed, same data.")
+        parser.add_argument("--batch-size", type=int, default=50_000, help="Events per batch.")
+        parser.add_argument(
+            "--reuse",
+            action="store_true",
+            help="Do nothing when the database already holds at least EVENTS events.",
+        )
+        parser.add_argument(
+            "--rebuild-indexes",
+            choices=["auto", "yes", "no"],
+            default="auto",
+            help="Drop secondary indexes during the load and rebuild them after, all in one "
+            "transaction that locks the tables (auto: when the load at least doubles the "
+            "events table). Otherwise each batch is a transaction of its own.",
+        )
+
+    def handle(self, *args, events: int, seed: int, batch_size: int, reuse: bool, **options):
+        if events < 1 or batch_size < 1:
+            raise CommandError("--events and --batch-size must be at least 1.")
+        present = Event.objects.count()
+        if reuse and present >= events:
+            self.stdout.write(f"The database holds {present} events; nothing to do.")
+            return
+        rebuild = options["rebuild_indexes"] == "yes" or (
+            options["rebuild_indexes"] == "auto" and events >= present
+        )
+        data = SyntheticData(seed)
+        loader = BulkLoader(
+            TABLES, metadata={"command": "generate_synthetic", "seed": seed, "events": events}
+        )
+        totals: dict[str, int] = {}
+        started = time.perf_counter()
+        tables = [t.name for t in TABLES] + [t.snapshot_table for t in TABLES] + ["events_change"]
+        try:
+            with (
+                transaction.atomic() if rebuild else contextlib.nullcontext(),
+                rebuild_indexes(tables) if rebuild else contextlib.nullcontext([]) as dropped,
+            ):
+                if dropped:
+                    self.stdout.write(f"Dropped {len(dropped)} secondary indexes for the load.")
+                sizes = [min(batch_size, events - n) for n in range(0, events, batch_size)]
+                done = 0
+                for size, batch in zip(sizes, generated(data, sizes), strict=True):
+                    counts = loader.load(batch.rows)
+                    for name, count in counts.items():
+                        totals[name] = totals.get(name, 0) + count
+                    done += size
+                    self.stdout.write(
+                        f"batch {loader.batches}: {done:,} events "
+                        f"({done / (time.perf_counter() - started):,.0f}/s)"
+                    )
+                loaded = time.perf_counter() - started
+                if dropped:
+                    self.stdout.write("Rebuilding the indexes ...")
+        except BulkLoadError as exc:
+            raise CommandError(str(exc)) from None
+        elapsed = time.perf_counter() - started
+        summary = ", ".join(f"{n:,} {t}" for t, n in totals.items())
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Loaded {events:,} events in {elapsed:.1f} s ({events / elapsed:,.0f} events/s; "
+                f"{events / loaded:,.0f}/s before the index rebuild): {summary}."
+            )
+        )

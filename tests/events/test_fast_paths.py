@@ -1,0 +1,149 @@
+"""The hot read paths of events (list, detail, export) against the definition
+of the representation, EventSerializer, on the seed and on synthetic data."""
+
+import csv
+import io
+import json
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+from django.test import RequestFactory
+from django.test.utils import CaptureQueriesContext
+
+from events.models import Event
+from events.serializers import EventSerializer
+
+pytestmark = pytest.mark.django_db
+URL = "/api/v1/events/"
+EXPORT = "/api/v1/events/export"
+
+
+@pytest.fixture
+def dataset(seeded):
+    call_command(
+        "generate_synthetic",
+        "--events",
+        "120",
+        "--batch-size",
+        "60",
+        "--rebuild-indexes",
+        "no",
+        verbosity=0,
+    )
+
+
+def serialized(events) -> dict[int, dict]:
+    request = RequestFactory().get(URL, HTTP_HOST="testserver")
+    queryset = EventSerializer.eager(Event.objects.filter(pk__in=[e["id"] for e in events]))
+    return {
+        event.pk: json.loads(json.dumps(EventSerializer(event, context={"request": request}).data))
+        for event in queryset
+    }
+
+
+def test_list_pages_equal_the_serializer(api, dataset):
+    seen, url = [], URL + "?page_size=50&ordering=date"
+    while url:
+        page = api.get(url).json()
+        expected = serialized(page["results"])
+        for event in page["results"]:
+            assert event == expected[event["id"]]
+        seen += [e["id"] for e in page["results"]]
+        url = page["next"]
+    assert len(seen) == len(set(seen)) == Event.objects.count() == 134
+
+
+def test_details_equal_the_serializer(api, dataset):
+    ongoing = Event.objects.filter(status="ongoing").first()
+    for event in [*Event.objects.order_by("id")[:20], ongoing]:
+        body = api.get(f"{URL}{event.pk}/").json()
+        assert body == serialized([body])[event.pk]
+
+
+def test_browsable_api_still_renders(api, seeded):
+    response = api.get(URL, HTTP_ACCEPT="text/html")
+    assert response.status_code == 200
+    assert b"Event List" in response.content
+
+
+def test_detail_conditional_get(api, seeded):
+    event = Event.objects.first()
+    response = api.get(f"{URL}{event.pk}/")
+    assert response["ETag"] == f'"{event.revision}"'
+    assert api.get(f"{URL}{event.pk}/", HTTP_IF_NONE_MATCH=response["ETag"]).status_code == 304
+
+
+def test_missing_event_is_404(api, seeded):
+    assert api.get(f"{URL}999999/").status_code == 404
+
+
+def read_csv(response) -> list[dict]:
+    text = b"".join(response.streaming_content).decode()
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def read_jsonl(response) -> list[dict]:
+    return [json.loads(line) for line in b"".join(response.streaming_content).splitlines()]
+
+
+def test_csv_export_has_every_event_in_id_order(api, dataset):
+    response = api.get(EXPORT, {"format": "csv"})
+    assert response.status_code == 200
+    assert response["Content-Type"] == "text/csv; charset=utf-8"
+    rows = read_csv(response)
+    assert [int(r["id"]) for r in rows] == list(
+        Event.objects.order_by("id").values_list("id", flat=True)
+    )
+    event = Event.objects.get(pk=rows[0]["id"])
+    assert rows[0]["title"] == event.title
+    assert rows[0]["context"] == ";".join(event.context)
+    participants = json.loads(rows[0]["participants"])
+    assert [(p["actor"], p["role"]) for p in participants] == list(
+        event.participants.order_by("id").values_list("actor_id", "role")
+    )
+
+
+def test_jsonl_export_matches_the_api(api, dataset):
+    response = api.get(EXPORT, {"format": "jsonl", "type": "ASSAULT"})
+    assert response["Content-Type"] == "application/x-ndjson"
+    rows = read_jsonl(response)
+    assert len(rows) == Event.objects.filter(type="ASSAULT").count() > 0
+    event = api.get(f"{URL}{rows[0]['id']}/").json()
+    for field in ("url", "type", "quad_class", "title", "date_start", "created_at", "context"):
+        assert rows[-1][field] == api.get(rows[-1]["url"]).json()[field]
+        assert rows[0][field] == event[field]
+    assert rows[0]["evidence"] == event["evidence"]
+    assert [p["actor"] for p in rows[0]["participants"]] == [
+        p["actor"]["id"] for p in event["participants"]
+    ]
+
+
+def test_export_takes_the_list_filters(api, seeded):
+    russia = api.get("/api/v1/actors/", {"q": "Russia"}).json()["results"][0]["id"]
+    params = {"actor": russia, "date_after": "2000-01-01"}
+    listed = [e["id"] for e in api.get(URL, {**params, "ordering": "id"}).json()["results"]]
+    exported = [r["id"] for r in read_jsonl(api.get(EXPORT, {**params, "format": "jsonl"}))]
+    assert exported == listed and listed
+
+
+def test_export_refuses_bad_input(api, seeded):
+    response = api.get(EXPORT, {"format": "xml"})
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["parameter"] == "format"
+    assert api.get(EXPORT, {"actor": "x"}).status_code == 400
+
+
+def test_export_is_one_copy(api, seeded):
+    with CaptureQueriesContext(connection) as captured:
+        assert len(read_csv(api.get(EXPORT))) == 14
+    statements = [q["sql"] for q in captured if "SAVEPOINT" not in q["sql"]]
+    assert len(statements) == 2  # the export's statement timeout, then the COPY
+    assert statements[0].startswith("SET LOCAL statement_timeout")
+    assert statements[1].startswith("COPY (SELECT")
+
+
+def test_export_answers_options(api, seeded):
+    response = api.options(EXPORT, {"format": "csv"})
+    assert response.status_code == 200
+    assert json.loads(response.content)["name"] == "Event Export"
