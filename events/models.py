@@ -6,16 +6,19 @@ with every event (`vocabulary_version`).
 
 import datetime
 import hashlib
+from contextlib import nullcontext
 
 import pghistory
 from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVector, SearchVectorField
-from django.core.exceptions import ValidationError
+from django.core.exceptions import FieldError, ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
-from django.db import models
-from django.db.models import F, Q
+from django.db import DatabaseError, connections, models, router, transaction
+from django.db.models import ExpressionWrapper, F, Q
 from django.db.models.functions import Coalesce
+from django.db.models.sql import Query
+from django.db.models.sql.constants import SINGLE
 
 COUNTRY_CODE_RE = r"^[A-Z]{3}$"
 country_code_validator = RegexValidator(
@@ -62,10 +65,16 @@ def format_interval(start: datetime.date | None, end: datetime.date | None, prec
     return first if first == last else f"{first} – {last}"
 
 
+BOOLEAN = models.BooleanField()
+
+
 class Revisioned(models.Model):
     """A resource with a revision number: 1 when created, one more for every
     transaction that changes it or one of its child rows (participants,
     evidence, aliases, ...). Database triggers keep it, whatever path writes.
+
+    Its check constraints are validated in one query (see
+    `validate_constraints`), not one savepoint and query each.
     """
 
     revision = models.PositiveIntegerField(default=1, editable=False)
@@ -75,6 +84,82 @@ class Revisioned(models.Model):
 
     class Meta:
         abstract = True
+
+    def validate_constraints(self, exclude=None):
+        """Django checks each CheckConstraint with a query in a savepoint of
+        its own (three round trips each); here all of them are columns of one
+        SELECT. Other constraints, and a batch the database refuses to
+        evaluate, take Django's own path."""
+        using = router.db_for_write(self.__class__, instance=self)
+        checks = [
+            constraint
+            for _, constraints in self.get_constraints()
+            for constraint in constraints
+            if isinstance(constraint, models.CheckConstraint)
+        ]
+        others = [
+            (model, constraint)
+            for model, constraints in self.get_constraints()
+            for constraint in constraints
+            if not isinstance(constraint, models.CheckConstraint)
+        ]
+        errors: dict = {}
+        try:
+            failed = self._failed_checks(checks, exclude, using)
+        except DatabaseError:
+            failed = None
+        if failed is None:  # evaluate them one by one, as Django does
+            others = [(self.__class__, c) for c in checks] + others
+            failed = []
+        for constraint in failed:
+            error = ValidationError(
+                constraint.get_violation_error_message(), code=constraint.violation_error_code
+            )
+            errors = error.update_error_dict(errors)
+        for model, constraint in others:
+            try:
+                constraint.validate(model, self, exclude=exclude, using=using)
+            except ValidationError as error:
+                if getattr(error, "code", None) == "unique" and len(constraint.fields) == 1:
+                    errors.setdefault(constraint.fields[0], []).append(error)
+                else:
+                    errors = error.update_error_dict(errors)
+        if errors:
+            raise ValidationError(errors)
+
+    def _failed_checks(self, checks, exclude, using) -> list:
+        """The check constraints the instance's values violate, in one query.
+        A constraint over an excluded field is skipped, as Django skips it."""
+        if not checks:
+            return []
+        against = self._get_field_expression_map(meta=self._meta, exclude=exclude)
+        query = Query(None)
+        for name, value in against.items():
+            query.add_annotation(value, name, select=False)
+        evaluated = []
+        for constraint in checks:
+            try:
+                query.add_annotation(
+                    Coalesce(
+                        ExpressionWrapper(
+                            Q(constraint.condition), output_field=models.BooleanField()
+                        ),
+                        True,
+                        output_field=models.BooleanField(),
+                    ),
+                    f"_check_{len(evaluated)}",
+                )
+            except FieldError:  # refers to an excluded field
+                continue
+            evaluated.append(constraint)
+        if not evaluated:
+            return []
+        context = (
+            transaction.atomic(using=using) if connections[using].in_atomic_block else nullcontext()
+        )
+        with context:
+            row = query.get_compiler(using=using).execute_sql(SINGLE)
+        return [constraint for constraint, holds in zip(evaluated, row, strict=True) if not holds]
 
 
 def track_history(model_name: str, *, exclude: tuple[str, ...] = ()):
