@@ -332,6 +332,13 @@ class FilterBackend(DjangoFilterBackend):
     """django-filter, reporting invalid values per query parameter."""
 
     def filter_queryset(self, request, queryset, view):
+        filterset_class = self.get_filterset_class(view, queryset)
+        if filterset_class is None or not any(
+            key.startswith(name)
+            for key in request.query_params
+            for name in filterset_class.base_filters
+        ):
+            return queryset  # nothing to filter by: no filterset to build (a hot path)
         filterset = self.get_filterset(request, queryset, view)
         if filterset is None:
             return queryset

@@ -16,6 +16,7 @@ from django.urls import reverse
 from psycopg import ClientCursor, sql
 
 from events.models import QUAD_CLASS
+from events.representations import iso_sql
 
 FORMATS = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson"}
 
@@ -50,16 +51,6 @@ COLUMN_NAMES = [name for name, _ in FIELDS]
 CSV_OVERRIDES = {"context": "array_to_string(e.context, ';')"}
 
 
-def _iso_sql(column: str) -> str:
-    """A time as the API writes it: ISO 8601 in UTC with Z, microseconds only when any."""
-    utc = f"({column} AT TIME ZONE 'UTC')"
-    return (
-        f"to_char({utc}, 'YYYY-MM-DD\"T\"HH24:MI:SS') || CASE WHEN "
-        f"date_part('microseconds', {utc})::int % 1000000 = 0 THEN '' "
-        f"ELSE to_char({utc}, '.US') END || 'Z'"
-    )
-
-
 def _quad_class_sql() -> str:
     cases = " ".join(f"WHEN '{t}' THEN '{q}'" for t, q in QUAD_CLASS.items())
     return f"CASE e.type {cases} END"
@@ -77,8 +68,8 @@ def export_query(ids_sql: str, ids_params, fmt: str, origin: str) -> str:
         name: expression.format(
             quad_class=_quad_class_sql(),
             event_url=event_url,
-            created_at=_iso_sql("e.created_at"),
-            updated_at=_iso_sql("e.updated_at"),
+            created_at=iso_sql("e.created_at"),
+            updated_at=iso_sql("e.updated_at"),
         )
         for name, expression in FIELDS
     }

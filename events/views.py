@@ -49,7 +49,7 @@ from events.history import (
     with_representations,
 )
 from events.models import Change, Event, Place, Source, Statement
-from events.representations import ROW_KEYS, EventShaper, fetch_rows, json_response
+from events.representations import ROW_KEYS, EventShaper, fetch_rows, json_response, plain
 from events.serializers import (
     ChangeFeedSerializer,
     EventSerializer,
@@ -515,25 +515,29 @@ class EventViewSet(ServiceViewSet):
         sql, params = page.values("id").query.sql_with_params()
         # (a DISTINCT page also selects its ordering columns: take its ids)
         rows = fetch_rows(
-            f"e.id IN (SELECT k.id FROM ({sql}) k)", params, paginator.order_by_sql("e")
+            request, f"e.id IN (SELECT k.id FROM ({sql}) k)", params, paginator.order_by_sql("e")
         )
         rows = paginator.finish(rows, lambda row, name: row[ROW_KEYS[name]])
         shape = EventShaper(request)
         data = {"next": paginator.get_next_link(), "results": [shape(row) for row in rows]}
-        return json_response(request, data) or Response(data)
+        return json_response(request, data) or Response(plain(data))
 
     def retrieve(self, request, *args, **kwargs):
-        rows = [] if "as_of" in request.query_params else fetch_rows("e.id = %s", [kwargs["pk"]])
+        as_of = "as_of" in request.query_params
+        rows = [] if as_of else fetch_rows(request, "e.id = %s", [kwargs["pk"]])
         if not rows:
             return super().retrieve(request, *args, **kwargs)  # as_of, 404 and 410
         headers = {"ETag": revision_etag(rows[0][1])}
         if etag_matches(request.headers.get("If-None-Match", ""), rows[0][1], weak=True):
             return Response(status=status.HTTP_304_NOT_MODIFIED, headers=headers)
         data = EventShaper(request)(rows[0])
-        return json_response(request, data, headers=headers) or Response(data, headers=headers)
+        return json_response(request, data, headers=headers) or Response(
+            plain(data), headers=headers
+        )
 
     def read_representation(self, instance):
-        return EventShaper(self.request)(fetch_rows("e.id = %s", [instance.pk])[0])
+        rows = fetch_rows(self.request, "e.id = %s", [instance.pk])
+        return plain(EventShaper(self.request)(rows[0]))
 
     def perform_service_create(self, data):
         return event_create(
