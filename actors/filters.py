@@ -5,10 +5,10 @@ from django.core.validators import RegexValidator
 from django.db.models import Exists, OuterRef, Q
 
 from actors.models import Actor, ActorAlias, ActorIdentifier, ActorKind, Affiliation, Sector
-from events.filters import IdFilter
+from events.filters import FilterSet, IdFilter
 
 
-class ActorFilterSet(filters.FilterSet):
+class ActorFilterSet(FilterSet):
     kind = filters.MultipleChoiceFilter(
         choices=ActorKind.choices, help_text="Actor kind; repeat for several."
     )
@@ -42,7 +42,7 @@ class ActorFilterSet(filters.FilterSet):
         )
 
 
-class AffiliationFilterSet(filters.FilterSet):
+class AffiliationFilterSet(FilterSet):
     member = IdFilter(field_name="member_id", help_text="Member's actor id.")
     organization = IdFilter(field_name="organization_id", help_text="Organisation's actor id.")
     actor = IdFilter(method="filter_actor", help_text="Member or organisation id.")
