@@ -331,13 +331,17 @@ def _contains_nul(value: Any) -> bool:
 class FilterBackend(DjangoFilterBackend):
     """django-filter, reporting invalid values per query parameter."""
 
-    def filter_queryset(self, request, queryset, view):
+    def filters_given(self, request, queryset, view) -> bool:
+        """Whether the request names any of the view's filters."""
         filterset_class = self.get_filterset_class(view, queryset)
-        if filterset_class is None or not any(
+        return filterset_class is not None and any(
             key.startswith(name)
             for key in request.query_params
             for name in filterset_class.base_filters
-        ):
+        )
+
+    def filter_queryset(self, request, queryset, view):
+        if not self.filters_given(request, queryset, view):
             return queryset  # nothing to filter by: no filterset to build (a hot path)
         filterset = self.get_filterset(request, queryset, view)
         if filterset is None:

@@ -693,7 +693,7 @@ class StatementEvent(models.Model):
         return str(self.event)
 
 
-@track_history("EvidenceSnapshot")
+@track_history("EvidenceSnapshot", exclude=("search_vector",))
 class Evidence(models.Model):
     """A span of a source's text cited by exactly one event, statement or
     affiliation. `quote == source.text[start:end]` always holds: a database
@@ -718,6 +718,14 @@ class Evidence(models.Model):
         related_name="evidence",
     )
 
+    # The quote's full-text vector, stored: a search checks an event's evidence
+    # with an index lookup instead of parsing its quotes again.
+    search_vector = models.GeneratedField(
+        expression=SearchVector("quote", config=SEARCH_CONFIG),
+        output_field=SearchVectorField(),
+        db_persist=True,
+    )
+
     class Meta:
         ordering = ["source_id", "start", "end", "id"]
         verbose_name_plural = "evidence"
@@ -736,7 +744,7 @@ class Evidence(models.Model):
             ),
         ]
         indexes = [
-            GinIndex(SearchVector("quote", config=SEARCH_CONFIG), name="events_evidence_search"),
+            GinIndex(fields=["search_vector"], name="events_evidence_search_vector"),
             models.Index(fields=["event"], name="events_evidence_event"),
             models.Index(fields=["statement"], name="events_evidence_statement"),
             models.Index(fields=["affiliation"], name="events_evidence_affiliation"),

@@ -12,6 +12,7 @@ The serializer stays the definition of the representation: it documents the
 schema, renders history and writes, and is what this module must equal.
 """
 
+import functools
 from collections.abc import Sequence
 
 import orjson
@@ -47,7 +48,7 @@ COLUMNS = f"""
     {iso_sql("e.updated_at")}, e.date_sort,
     (SELECT json_agg(json_build_object(
                 'actor', json_build_object(
-                    'id', a.id, 'url', %s || a.id || %s,
+                    'id', a.id, 'url', %s::text || a.id || %s::text,
                     'name', a.name, 'kind', a.kind),
                 'role', ep.role) ORDER BY ep.id)::text
        FROM events_eventparticipant ep JOIN actors_actor a ON a.id = ep.actor_id
@@ -75,10 +76,14 @@ def fetch_rows(request, where: str, params: Sequence, order_by: str = "e.id") ->
 def url_template(request, view_name: str) -> tuple[str, str]:
     """The absolute URL of `view_name` for a record, as the text before and
     after its id."""
+    return _url_template(request.build_absolute_uri("/")[:-1], view_name)
+
+
+@functools.lru_cache(maxsize=64)
+def _url_template(origin: str, view_name: str) -> tuple[str, str]:
     marker = 987654321
-    path = reverse(view_name, kwargs={"pk": marker})
-    before, after = path.split(str(marker))
-    return request.build_absolute_uri("/")[:-1] + before, after
+    before, after = reverse(view_name, kwargs={"pk": marker}).split(str(marker))
+    return origin + before, after
 
 
 class EventShaper:

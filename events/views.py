@@ -514,9 +514,9 @@ class EventViewSet(ServiceViewSet):
         page = paginator.page_queryset(self.filter_queryset(Event.objects.all()), request, self)
         sql, params = page.values("id").query.sql_with_params()
         # (a DISTINCT page also selects its ordering columns: take its ids)
-        rows = fetch_rows(
-            request, f"e.id IN (SELECT k.id FROM ({sql}) k)", params, paginator.order_by_sql("e")
-        )
+        where = f"e.id IN (SELECT k.id FROM ({sql}) k)"
+        order_by = paginator.order_by_sql("e")
+        rows = fetch_rows(request, where, params, order_by)
         rows = paginator.finish(rows, lambda row, name: row[ROW_KEYS[name]])
         shape = EventShaper(request)
         data = {"next": paginator.get_next_link(), "results": [shape(row) for row in rows]}
