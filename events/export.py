@@ -56,13 +56,20 @@ def _quad_class_sql() -> str:
     return f"CASE e.type {cases} END"
 
 
-def export_query(ids_sql: str, ids_params, fmt: str, origin: str) -> str:
+def export_query(ids_sql: str | None, ids_params, fmt: str, origin: str) -> str:
     """The COPY statement of an export of the events whose ids `ids_sql`
-    selects, with its parameters bound (COPY takes none of its own)."""
+    selects (every event when None), with its parameters bound (COPY takes
+    none of its own)."""
     connection.ensure_connection()
     raw = connection.connection
-    with ClientCursor(raw) as cursor:
-        ids = cursor.mogrify(ids_sql, ids_params)
+    # Without a filter, no semi-joins with a list of every id.
+    participants_where = evidence_where = events_where = ""
+    if ids_sql is not None:
+        with ClientCursor(raw) as cursor:
+            ids = cursor.mogrify(ids_sql, ids_params)
+        participants_where = f"WHERE ep.event_id IN ({ids}) "
+        evidence_where = f"WHERE v.event_id IN ({ids}) "
+        events_where = f"WHERE e.id IN ({ids}) "
     event_url = sql.Literal(origin + reverse("event-list")).as_string(raw)
     expressions = {
         name: expression.format(
@@ -90,12 +97,12 @@ def export_query(ids_sql: str, ids_params, fmt: str, origin: str) -> str:
         "LEFT JOIN (SELECT ep.event_id, json_agg(json_build_object('actor', ep.actor_id, "
         "'name', a.name, 'role', ep.role) ORDER BY ep.id) AS list "
         "FROM events_eventparticipant ep JOIN actors_actor a ON a.id = ep.actor_id "
-        f"WHERE ep.event_id IN ({ids}) GROUP BY ep.event_id) pa ON pa.event_id = e.id "
+        f"{participants_where}GROUP BY ep.event_id) pa ON pa.event_id = e.id "
         "LEFT JOIN (SELECT v.event_id, json_agg(json_build_object('source', v.source_id, "
         "'start', v.start, 'end', v.\"end\", 'quote', v.quote) "
         'ORDER BY v.source_id, v.start, v."end", v.id) AS list FROM events_evidence v '
-        f"WHERE v.event_id IN ({ids}) GROUP BY v.event_id) ev ON ev.event_id = e.id "
-        f"WHERE e.id IN ({ids}) ORDER BY e.id"
+        f"{evidence_where}GROUP BY v.event_id) ev ON ev.event_id = e.id "
+        f"{events_where}ORDER BY e.id"
     )
     if fmt != "csv":
         query += ") r"

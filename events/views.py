@@ -31,6 +31,7 @@ from actors.models import Actor, Affiliation
 from actors.serializers import ActorSerializer, AffiliationSerializer
 from events import idempotency
 from events.api import (
+    FilterBackend,
     Gone,
     InvalidQuery,
     PreconditionFailed,
@@ -805,12 +806,13 @@ class EventExportView(GenericAPIView):
         },
     )
     def get(self, request):
-        events = self.filter_queryset(self.get_queryset())
-        ids_sql, ids_params = events.values("id").query.sql_with_params()
+        events = self.get_queryset()
+        ids_sql, ids_params = None, ()
+        if FilterBackend().filters_given(request, events, self):
+            ids_sql, ids_params = self.filter_queryset(events).values("id").query.sql_with_params()
+            ids_sql = f"SELECT k.id FROM ({ids_sql}) k"
         fmt = request.accepted_renderer.format
-        query = export_query(
-            f"SELECT k.id FROM ({ids_sql}) k", ids_params, fmt, request.build_absolute_uri("/")[:-1]
-        )
+        query = export_query(ids_sql, ids_params, fmt, request.build_absolute_uri("/")[:-1])
         response = StreamingHttpResponse(stream(query), content_type=EXPORT_FORMATS[fmt])
         response["Content-Disposition"] = f'attachment; filename="events.{fmt}"'
         return response

@@ -328,6 +328,33 @@ class TestQueryCounts:
         with django_assert_num_queries(1):
             assert api.get(f"{URL}{talks.pk}/").status_code == 200
 
+    def test_a_patch_checks_every_constraint_in_one_query(
+        self, talks, token_client, django_assert_max_num_queries
+    ):
+        # Authentication and permissions (3), the event (3), the row lock (1),
+        # the place (1), the check constraints with their savepoint (3), the
+        # update and its savepoints (4), the answer (1). A query per check
+        # constraint made it 44.
+        client = token_client("change_event")
+        with django_assert_max_num_queries(17):
+            response = client.patch(f"{URL}{talks.pk}/", {"summary": "Talks resumed."})
+        assert response.status_code == 200
+        talks.refresh_from_db()
+        assert talks.summary == "Talks resumed."
+
+    def test_a_patch_with_dates_out_of_order_changes_nothing(self, talks, token_client):
+        revision = talks.revision
+        response = token_client("change_event").patch(
+            f"{URL}{talks.pk}/", {"date_start": "2024-04-01"}
+        )
+        assert response.status_code == 400
+        assert response["Content-Type"] == "application/problem+json"
+        assert response.json()["errors"] == [
+            {"pointer": "/date_start", "detail": "Must not be after date_end.", "code": "invalid"}
+        ]
+        talks.refresh_from_db()
+        assert (talks.date_start, talks.revision) == (D(2024, 3, 15), revision)
+
 
 class TestWrites:
     def body(self, **changes) -> dict:

@@ -1,6 +1,7 @@
 import datetime
 
 import pytest
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import IntegrityError, connection, transaction
 
 from events.models import (
@@ -27,6 +28,33 @@ D = datetime.date
 def refused(check: str):
     """Expect the database to refuse a write, naming the constraint or trigger."""
     return pytest.raises(IntegrityError, match=check)
+
+
+class TestConstraintValidation:
+    """full_clean checks every check constraint of a record in one query."""
+
+    def test_each_broken_constraint_is_reported_with_its_message(self, django_assert_num_queries):
+        event = EventFactory()
+        event.date_precision = DatePrecision.YEAR
+        event.date_start, event.date_end = D(2023, 11, 2), D(2023, 11, 1)
+        with pytest.raises(ValidationError) as refused, django_assert_num_queries(3):
+            # the savepoint, one SELECT of every check, its release
+            event.full_clean(exclude=["place"], validate_unique=False)
+        assert sorted(refused.value.message_dict[NON_FIELD_ERRORS]) == [
+            "With month or year precision, date_start must be the first day of the period.",
+            "With year precision, date_start must be 1 January and date_end 31 December.",
+            "date_start must not be after date_end.",
+        ]
+
+    def test_a_valid_record_passes(self):
+        event = EventFactory()
+        event.summary = "Changed."
+        event.full_clean()
+
+    def test_a_check_over_an_excluded_field_is_skipped(self):
+        event = EventFactory()
+        event.date_start, event.date_end = D(2023, 11, 2), D(2023, 11, 1)
+        event.full_clean(exclude=["date_start"])  # as Django skips it
 
 
 class TestDateConstraints:
