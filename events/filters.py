@@ -173,19 +173,37 @@ class EventFilterSet(DateRangeFilterSet):
             Exists(Evidence.objects.filter(event=OuterRef("pk"), source_id=value))
         )
 
+    # Where `q` looks: "all" (titles and summaries, or evidence quotes), "text"
+    # (titles and summaries) or "evidence". The event list runs the two halves
+    # as pages of their own and takes the first rows of their union, so that
+    # PostgreSQL can plan each for the word's frequency (see EventViewSet.list).
+    search_in = "all"
+
     def filter_q(self, queryset, name, value):
-        # The event's evidence is checked event by event, in the page's order, so
-        # that a page of a frequent word stops after 51 events. PostgreSQL would
-        # rather collect every matching span first (a hashed subplan: 200,000
-        # spans for a common word on a million events); OFFSET 0 keeps it from
-        # turning the EXISTS into that.
+        text = Q(search_vector=search_query(value))
+        if self.search_in == "text":
+            return queryset.filter(text)
+        if self.search_in == "evidence":
+            return queryset.filter(Exists(evidence_matching(value).filter(event=OuterRef("pk"))))
+        # Both in one condition, the evidence checked event by event: in an OR,
+        # PostgreSQL would rather collect every matching span first (a hashed
+        # subplan: 200,000 spans for a common word on a million events); OFFSET 0
+        # keeps it from turning the EXISTS into that.
         cited = RawSQL(
             "EXISTS (SELECT 1 FROM events_evidence v WHERE v.event_id = events_event.id "
             "AND v.search_vector @@ websearch_to_tsquery(%s::regconfig, %s) OFFSET 0)",
             [SEARCH_CONFIG, value],
             output_field=BooleanField(),
         )
-        return queryset.filter(Q(search_vector=search_query(value)) | Q(cited))
+        return queryset.filter(text | Q(cited))
+
+
+class EventTextSearchFilterSet(EventFilterSet):
+    search_in = "text"
+
+
+class EventEvidenceSearchFilterSet(EventFilterSet):
+    search_in = "evidence"
 
 
 class StatementFilterSet(DateRangeFilterSet):

@@ -64,10 +64,14 @@ FROM = "FROM events_event e LEFT JOIN events_place p ON p.id = e.place_id"
 EMPTY = orjson.Fragment(b"[]")
 
 
-def fetch_rows(request, where: str, params: Sequence, order_by: str = "e.id") -> list[tuple]:
+def fetch_rows(
+    request, where: str, params: Sequence, order_by: str = "e.id", limit: int | None = None
+) -> list[tuple]:
     """The rows of the events matching `where` (SQL over `e`, with %s
     parameters), in one query, with URLs absolute for `request`."""
     statement = f"SELECT {COLUMNS} {FROM} WHERE {where} ORDER BY {order_by}"
+    if limit is not None:
+        statement += f" LIMIT {int(limit)}"
     with connection.cursor() as cursor:
         cursor.execute(statement, [*url_template(request, "actor-detail"), *params])
         return cursor.fetchall()

@@ -40,7 +40,14 @@ from events.api import (
 )
 from events.export import FORMATS as EXPORT_FORMATS
 from events.export import export_query, stream
-from events.filters import EventFilterSet, PlaceFilterSet, SourceFilterSet, StatementFilterSet
+from events.filters import (
+    EventEvidenceSearchFilterSet,
+    EventFilterSet,
+    EventTextSearchFilterSet,
+    PlaceFilterSet,
+    SourceFilterSet,
+    StatementFilterSet,
+)
 from events.history import (
     Reconstruction,
     context_summary,
@@ -512,12 +519,24 @@ class EventViewSet(ServiceViewSet):
 
     def list(self, request, *args, **kwargs):
         paginator = self.paginator
-        page = paginator.page_queryset(self.filter_queryset(Event.objects.all()), request, self)
-        sql, params = page.values("id").query.sql_with_params()
-        # (a DISTINCT page also selects its ordering columns: take its ids)
-        where = f"e.id IN (SELECT k.id FROM ({sql}) k)"
+        # A search is two pages, one of the events whose title or summary
+        # matches and one of those whose evidence does; the page is the first
+        # rows of their union. Each half alone is a condition PostgreSQL can
+        # estimate, so it walks the date index for a frequent word and starts
+        # from the full-text index for a rare one; their OR it cannot plan well.
+        searched = [EventFilterSet]
+        if request.query_params.get("q"):
+            searched = [EventTextSearchFilterSet, EventEvidenceSearchFilterSet]
+        pages = []
+        for self.filterset_class in searched:
+            page = paginator.page_queryset(self.filter_queryset(Event.objects.all()), request, self)
+            # (a DISTINCT page also selects its ordering columns: take its ids)
+            pages.append(page.values("id").query.sql_with_params())
+        self.filterset_class = EventFilterSet
+        union = " UNION ALL ".join(f"SELECT k.id FROM ({sql}) k" for sql, _ in pages)
+        params = [param for _, page_params in pages for param in page_params]
         order_by = paginator.order_by_sql("e")
-        rows = fetch_rows(request, where, params, order_by)
+        rows = fetch_rows(request, f"e.id IN ({union})", params, order_by, paginator.size + 1)
         rows = paginator.finish(rows, lambda row, name: row[ROW_KEYS[name]])
         shape = EventShaper(request)
         data = {"next": paginator.get_next_link(), "results": [shape(row) for row in rows]}

@@ -302,6 +302,28 @@ class TestFilters:
         assert len(api.get(URL, {"q": "invaded"}).json()["results"]) == 1
         assert api.get(URL, {"q": '"ethnic cleansing" -Armenians'}).status_code == 200
 
+    def test_search_pages_through_title_and_evidence_matches_in_order(self, api):
+        source = SourceFactory(text="Glacier melt talks. Nothing else.")
+        matching = []
+        for day in range(1, 13):
+            where = ["title", "evidence", "both", "neither"][day % 4]
+            event = EventFactory(
+                title="Glacier talks" if where in ("title", "both") else "Other talks",
+                date_start=D(2023, 5, day),
+                date_end=D(2023, 5, day),
+            )
+            if where in ("evidence", "both"):
+                Evidence.objects.create(event=event, source=source, start=0, end=7, quote="Glacier")
+            if where != "neither":
+                matching.append(event)
+        seen, url, params = [], URL, {"q": "glacier", "page_size": 2}
+        while url:
+            page = api.get(url, params).json()
+            assert len(page["results"]) <= 2
+            seen += ids_of(page)
+            url, params = page["next"], None
+        assert seen == [e.pk for e in reversed(matching)]  # newest first, each once
+
     def test_filters_combine(self, api, seeded):
         russia = ActorFactory._meta.model.objects.get(slug="russia")
         response = api.get(URL, {"actor": russia.pk, "type": "AID"})
