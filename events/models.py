@@ -95,7 +95,7 @@ class Revisioned(models.Model):
             constraint
             for _, constraints in self.get_constraints()
             for constraint in constraints
-            if isinstance(constraint, models.CheckConstraint)
+            if isinstance(constraint, models.CheckConstraint) and self._may_break(constraint)
         ]
         others = [
             (model, constraint)
@@ -126,6 +126,17 @@ class Revisioned(models.Model):
                     errors = error.update_error_dict(errors)
         if errors:
             raise ValidationError(errors)
+
+    def _may_break(self, constraint: models.CheckConstraint) -> bool:
+        """Whether a change can break the constraint. A stored record met every
+        constraint (the database enforces them), so when `changed_fields` names
+        what a change touched, only constraints over those fields (or over
+        generated fields) are checked; otherwise all are."""
+        changed = getattr(self, "changed_fields", None)
+        if changed is None or not isinstance(constraint.condition, Q):
+            return True
+        generated = {f.name for f in self._meta.concrete_fields if f.generated}
+        return bool(constraint.condition.referenced_base_fields & (set(changed) | generated))
 
     def _failed_checks(self, checks, exclude, using) -> list:
         """The check constraints the instance's values violate, in one query.

@@ -240,7 +240,12 @@ def apply_fields(instance: models.Model, fields: dict) -> None:
     """Set `fields` on `instance`, validate it whole, and save it."""
     for name, value in fields.items():
         setattr(instance, name, value)
-    instance.full_clean()
+    if instance.pk is not None:
+        instance.changed_fields = set(fields)  # constraints over other fields still hold
+    try:
+        instance.full_clean()
+    finally:
+        instance.changed_fields = None
     instance.save()
 
 

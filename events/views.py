@@ -258,6 +258,14 @@ class ServiceViewSet(viewsets.ModelViewSet):
             return self.write_serializer_class
         return self.serializer_class
 
+    def get_queryset(self):
+        queryset = super().get_queryset()
+        if self.action in ("update", "partial_update", "destroy"):
+            # The record is only checked for existence here and locked and read
+            # again for the write: no related rows to load.
+            queryset = queryset.model.objects.all()
+        return queryset
+
     def get_object(self):
         try:
             return super().get_object()

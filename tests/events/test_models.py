@@ -12,6 +12,7 @@ from events.models import (
     Source,
     format_interval,
 )
+from events.services import event_update
 from tests.factories import (
     ActorFactory,
     EventFactory,
@@ -45,6 +46,15 @@ class TestConstraintValidation:
             "With year precision, date_start must be 1 January and date_end 31 December.",
             "date_start must not be after date_end.",
         ]
+
+    def test_a_change_is_checked_against_every_constraint_over_its_fields(self):
+        # Only the precision changes; the year constraints also read the dates.
+        event = EventFactory(date_start=D(2023, 11, 1), date_end=D(2023, 11, 1))
+        with pytest.raises(ValidationError) as refused:
+            event_update(event=event, fields={"date_precision": DatePrecision.YEAR})
+        assert "With year precision" in " ".join(refused.value.message_dict[NON_FIELD_ERRORS])
+        event.refresh_from_db()
+        assert event.date_precision == DatePrecision.DAY
 
     def test_a_valid_record_passes(self):
         event = EventFactory()
