@@ -170,6 +170,10 @@ _database.setdefault("OPTIONS", {})["options"] = (
 DATABASES = {"default": _database}
 # Streaming exports (GET /api/v1/events/export) may run this long (milliseconds).
 EXPORT_TIMEOUT_MS = env_int("EXPORT_TIMEOUT_MS", 600_000)
+# An unfiltered export of at least this many events is made in slices of about
+# EXPORT_SLICE_EVENTS events by two database connections at once.
+EXPORT_PARALLEL_MIN_EVENTS = env_int("EXPORT_PARALLEL_MIN_EVENTS", 100_000)
+EXPORT_SLICE_EVENTS = env_int("EXPORT_SLICE_EVENTS", 25_000)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -39,7 +39,8 @@ from events.api import (
     problem_response,
 )
 from events.export import FORMATS as EXPORT_FORMATS
-from events.export import export_query, stream
+from events.export import export_query, stream, stream_in_parallel
+from events.export import slices as export_slices
 from events.filters import (
     EventEvidenceSearchFilterSet,
     EventFilterSet,
@@ -835,11 +836,21 @@ class EventExportView(GenericAPIView):
     def get(self, request):
         events = self.get_queryset()
         ids_sql, ids_params = None, ()
-        if FilterBackend().filters_given(request, events, self):
+        filtered = FilterBackend().filters_given(request, events, self)
+        if filtered:
             ids_sql, ids_params = self.filter_queryset(events).values("id").query.sql_with_params()
             ids_sql = f"SELECT k.id FROM ({ids_sql}) k"
         fmt = request.accepted_renderer.format
-        query = export_query(ids_sql, ids_params, fmt, request.build_absolute_uri("/")[:-1])
-        response = StreamingHttpResponse(stream(query), content_type=EXPORT_FORMATS[fmt])
+        origin = request.build_absolute_uri("/")[:-1]
+        ranges = export_slices(filtered)
+        if ranges:
+            queries = [
+                export_query(None, (), fmt, origin, id_range=ids, header=i == 0)
+                for i, ids in enumerate(ranges)
+            ]
+            chunks = stream_in_parallel(queries)
+        else:
+            chunks = stream(export_query(ids_sql, ids_params, fmt, origin))
+        response = StreamingHttpResponse(chunks, content_type=EXPORT_FORMATS[fmt])
         response["Content-Disposition"] = f'attachment; filename="events.{fmt}"'
         return response

@@ -138,12 +138,34 @@ def test_export_is_one_copy(api, seeded):
     with CaptureQueriesContext(connection) as captured:
         assert len(read_csv(api.get(EXPORT))) == 14
     statements = [q["sql"] for q in captured if "SAVEPOINT" not in q["sql"]]
-    assert len(statements) == 2  # the export's statement timeout, then the COPY
-    assert statements[0].startswith("SET LOCAL statement_timeout")
-    assert statements[1].startswith("COPY (SELECT")
+    # Whether to cut it into slices (14 events: no), its statement timeout, the COPY.
+    assert len(statements) == 3
+    assert statements[0].startswith("SELECT min(id), max(id)")
+    assert statements[1].startswith("SET LOCAL statement_timeout")
+    assert statements[2].startswith("COPY (SELECT")
 
 
 def test_export_answers_options(api, seeded):
     response = api.options(EXPORT, {"format": "csv"})
     assert response.status_code == 200
     assert json.loads(response.content)["name"] == "Event Export"
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_a_large_export_made_in_parallel_slices_equals_the_single_statement(
+    api, seeded, settings, fmt
+):
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE events_event")  # the slicing reads the row estimate
+    settings.EXPORT_PARALLEL_MIN_EVENTS = 10**9
+    whole = b"".join(api.get(EXPORT, {"format": fmt}).streaming_content)
+    settings.EXPORT_PARALLEL_MIN_EVENTS, settings.EXPORT_SLICE_EVENTS = 1, 3
+    with CaptureQueriesContext(connection) as captured:
+        sliced = b"".join(api.get(EXPORT, {"format": fmt}).streaming_content)
+    copies = [q["sql"] for q in captured if q["sql"].startswith("COPY")]
+    # 14 events in slices of 3: this connection copies every other slice, the
+    # second connection the rest.
+    assert len(copies) == 3
+    assert sliced == whole
+    assert len(whole.splitlines()) == 14 + (fmt == "csv")
