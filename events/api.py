@@ -382,7 +382,14 @@ class AnonThrottle(FailOpenThrottleMixin, AnonRateThrottle):
 
 
 class UserThrottle(FailOpenThrottleMixin, UserRateThrottle):
-    pass
+    """The signed-in users' rate. Anonymous requests are limited by the
+    anonymous rate alone: DRF's user throttle would also count them, by
+    address, against this rate, keeping a second history per request."""
+
+    def get_cache_key(self, request, view):
+        if not request.user.is_authenticated:
+            return None
+        return super().get_cache_key(request, view)
 
 
 # Pagination -----------------------------------------------------------------

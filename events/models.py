@@ -5,6 +5,7 @@ with every event (`vocabulary_version`).
 """
 
 import datetime
+import functools
 import hashlib
 from contextlib import nullcontext
 
@@ -523,6 +524,7 @@ class Event(Revisioned, DatedInterval):
         return event_date_display(self.date_start, self.date_end, self.date_precision, self.status)
 
 
+@functools.lru_cache(maxsize=8192)  # pure; a page of events repeats a few dates
 def event_date_display(
     start: datetime.date | None, end: datetime.date | None, precision: str, status: str
 ) -> str:

@@ -39,23 +39,24 @@ def iso_sql(column: str) -> str:
 
 # Participants and evidence come as JSON text already in their final shape
 # (the actor's URL from the two parameters around its id, the statement's
-# first), and times
-# as their final text: Python neither parses nor rebuilds them.
+# first), and times as their final text: Python neither parses nor rebuilds
+# them. The JSON is concatenated (strings escaped by to_json; kinds and roles
+# are fixed words): PostgreSQL builds it faster than with json_build_object.
 COLUMNS = f"""
     e.id, e.revision, e.type, e.mode, e.context, e.vocabulary_version, e.status, e.title,
     e.summary, e.date_start, e.date_end, e.date_precision, e.place_id, p.name, p.kind,
     p.country, e.place_text, e.review_status, {iso_sql("e.created_at")},
     {iso_sql("e.updated_at")}, e.date_sort,
-    (SELECT json_agg(json_build_object(
-                'actor', json_build_object(
-                    'id', a.id, 'url', %s::text || a.id || %s::text,
-                    'name', a.name, 'kind', a.kind),
-                'role', ep.role) ORDER BY ep.id)::text
+    (SELECT '[' || string_agg(
+                '{{"actor":{{"id":' || a.id || ',"url":' || to_json(%s::text || a.id || %s::text)
+                || ',"name":' || to_json(a.name) || ',"kind":"' || a.kind || '"}},"role":"'
+                || ep.role || '"}}', ',' ORDER BY ep.id) || ']'
        FROM events_eventparticipant ep JOIN actors_actor a ON a.id = ep.actor_id
       WHERE ep.event_id = e.id),
-    (SELECT json_agg(json_build_object(
-                'source', v.source_id, 'start', v.start, 'end', v."end", 'quote', v.quote)
-             ORDER BY v.source_id, v.start, v."end", v.id)::text
+    (SELECT '[' || string_agg(
+                '{{"source":' || v.source_id || ',"start":' || v.start || ',"end":' || v."end"
+                || ',"quote":' || to_json(v.quote) || '}}', ','
+                ORDER BY v.source_id, v.start, v."end", v.id) || ']'
        FROM events_evidence v WHERE v.event_id = e.id)
 """
 # Where the ordering fields of the keyset pagination sit in a row.
