@@ -99,6 +99,16 @@ class Command(BaseCommand):
                     self.stdout.write("Rebuilding the indexes ...")
         except BulkLoadError as exc:
             raise CommandError(str(exc)) from None
+        if not connection.in_atomic_block:
+            # Set the new rows' visibility and hint bits now, rather than leave it
+            # to autovacuum and the first readers, which would then do it
+            # while serving.
+            self.stdout.write("Vacuuming the loaded tables ...")
+            with connection.cursor() as cursor:
+                cursor.execute("SET statement_timeout = 0")
+                for table in tables:
+                    cursor.execute(f'VACUUM (ANALYZE) "{table}"')
+                cursor.execute("RESET statement_timeout")
         elapsed = time.perf_counter() - started
         summary = ", ".join(f"{n:,} {t}" for t, n in totals.items())
         self.stdout.write(
