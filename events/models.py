@@ -151,25 +151,18 @@ class Revisioned(models.Model):
         evaluated = []
         for constraint in checks:
             try:
+                holds = ExpressionWrapper(Q(constraint.condition), output_field=BOOLEAN)
                 query.add_annotation(
-                    Coalesce(
-                        ExpressionWrapper(
-                            Q(constraint.condition), output_field=models.BooleanField()
-                        ),
-                        True,
-                        output_field=models.BooleanField(),
-                    ),
-                    f"_check_{len(evaluated)}",
+                    Coalesce(holds, True, output_field=BOOLEAN), f"_check_{len(evaluated)}"
                 )
             except FieldError:  # refers to an excluded field
                 continue
             evaluated.append(constraint)
         if not evaluated:
             return []
-        context = (
-            transaction.atomic(using=using) if connections[using].in_atomic_block else nullcontext()
-        )
-        with context:
+        # In a transaction, a savepoint: a failed evaluation must not abort it.
+        atomic = connections[using].in_atomic_block
+        with transaction.atomic(using=using) if atomic else nullcontext():
             row = query.get_compiler(using=using).execute_sql(SINGLE)
         return [constraint for constraint, holds in zip(evaluated, row, strict=True) if not holds]
 
