@@ -159,6 +159,9 @@ else:
     _database = embedded_database(
         EMBEDDED_POSTGRES_DIR, os.environ.get("EMBEDDED_DB_NAME", "eventledger")
     )
+# Django's PostgreSQL backend, with a health check that trusts a connection
+# which has just served a request (config/postgresql/base.py).
+_database["ENGINE"] = "config.postgresql"
 _database["CONN_MAX_AGE"] = env_int("CONN_MAX_AGE", 60)
 _database["CONN_HEALTH_CHECKS"] = True
 # No query may run longer than this (milliseconds; 0 disables). Long maintenance
