@@ -17,6 +17,7 @@ from django.db import connections
 from django.db.backends.postgresql import base
 
 TRUSTED_FOR = 1.0  # seconds
+SERVED_UID = "eventledger-connection-served"
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
@@ -37,16 +38,18 @@ class DatabaseWrapper(base.DatabaseWrapper):
         super().close()
 
 
-def _served(**kwargs) -> None:
+def served(**kwargs) -> None:
+    """At the end of a request: note the time on each connection that is open
+    and met no database error."""
     # Runs after Django's own receiver, which has closed a connection that had
     # an error and is no longer usable.
     for connection in connections.all(initialized_only=True):
         if (
             isinstance(connection, DatabaseWrapper)
             and connection.connection is not None
-            and not connection.errors_occurred
+            and not getattr(connection, "errors_occurred", False)
         ):
             connection.served_at = time.monotonic()
 
 
-request_finished.connect(_served, dispatch_uid="eventledger-connection-served")
+request_finished.connect(served, dispatch_uid=SERVED_UID)
