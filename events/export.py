@@ -144,10 +144,10 @@ def export_query(
     return f"COPY ({query}) TO STDOUT ({options})"
 
 
-def slices(queryset_has_filters: bool) -> list[tuple[int, int]] | None:
+def slices(filtered: bool) -> list[tuple[int, int]] | None:
     """The id ranges a full export is cut into for `stream_in_parallel`, or
     None when it is better made in one statement: a filtered or small export."""
-    if queryset_has_filters:
+    if filtered:
         return None
     with connection.cursor() as cursor:
         # The planner's row estimate: counting a million rows would cost a slice.
@@ -156,7 +156,7 @@ def slices(queryset_has_filters: bool) -> list[tuple[int, int]] | None:
             "WHERE oid = 'events_event'::regclass) FROM events_event"
         )
         low, high, count = cursor.fetchone()
-    if low is None or count < settings.EXPORT_PARALLEL_MIN_EVENTS:
+    if low is None or count < max(1, settings.EXPORT_PARALLEL_MIN_EVENTS):
         return None
     step = max(1, (high - low + 1) * settings.EXPORT_SLICE_EVENTS // count)
     return [(start, min(start + step - 1, high)) for start in range(low, high + 1, step)]
