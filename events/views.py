@@ -537,7 +537,8 @@ class EventViewSet(ServiceViewSet):
         if request.query_params.get("q"):
             searched = [EventTextSearchFilterSet, EventEvidenceSearchFilterSet]
         pages = []
-        for self.filterset_class in searched:
+        for filterset_class in searched:
+            self.filterset_class = filterset_class  # what filter_queryset() applies
             page = paginator.page_queryset(self.filter_queryset(Event.objects.all()), request, self)
             # (a DISTINCT page also selects its ordering columns: take its ids)
             pages.append(page.values("id").query.sql_with_params())
