@@ -335,7 +335,7 @@ class ServiceViewSet(viewsets.ModelViewSet):
             record_api_context(request)
             instance = self.perform_service_create(serializer.validated_data)
         data = self.read_representation(instance)
-        headers = {"Location": data["url"], "ETag": revision_etag(data["revision"])}
+        headers = {"Location": str(data["url"]), "ETag": revision_etag(data["revision"])}
         return Response(data, status=status.HTTP_201_CREATED, headers=headers)
 
     def update(self, request, *args, **kwargs):
