@@ -685,7 +685,9 @@ class StatementEvent(models.Model):
     """An event a statement is about."""
 
     statement = models.ForeignKey(Statement, on_delete=models.CASCADE, related_name="event_links")
-    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="statement_links")
+    # An event that statements are about cannot be deleted (409): deleting it
+    # would silently change those statements.
+    event = models.ForeignKey(Event, on_delete=models.PROTECT, related_name="statement_links")
 
     class Meta:
         ordering = ["statement_id", "id"]
@@ -780,7 +782,13 @@ class ChangeAction(models.TextChoices):
 class Change(models.Model):
     """One entry of the change feed: a resource created, given a new revision,
     or deleted. Written by a database trigger on every resource table, so every
-    write path appears. `txid` is the writing transaction, which orders the feed.
+    write path appears.
+
+    `commit_seq` orders the feed: it is taken when the writing transaction
+    commits, under a lock held until the commit ends, so the entries of a
+    transaction never become visible behind those of a later one; the feed
+    never skips a change, and waits for no unrelated transaction (migration
+    0011). `txid` is the writing transaction.
     """
 
     resource = models.CharField(max_length=20)
@@ -788,13 +796,17 @@ class Change(models.Model):
     action = models.CharField(max_length=10, choices=ChangeAction.choices)
     revision = models.PositiveIntegerField()
     txid = models.BigIntegerField()
+    commit_seq = models.BigIntegerField(null=True, editable=False)
     changed_at = models.DateTimeField()
 
     class Meta:
-        ordering = ["txid", "id"]
+        ordering = ["commit_seq", "id"]
         indexes = [
-            models.Index(fields=["txid", "id"], name="events_change_position"),
-            models.Index(fields=["resource", "txid", "id"], name="events_change_resource"),
+            models.Index(fields=["commit_seq", "id"], name="events_change_commit_order"),
+            models.Index(
+                fields=["resource", "commit_seq", "id"], name="events_change_resource_order"
+            ),
+            models.Index(fields=["txid"], name="events_change_tx"),
         ]
 
     def __str__(self) -> str:
