@@ -1,6 +1,7 @@
-"""The real service for end-to-end tests: gunicorn on a free loopback port, on a
-database of its own in the embedded PostgreSQL, migrated (and by default seeded,
-with a superuser token)."""
+"""The real service for end-to-end tests, on a free loopback port and a database of
+its own in the embedded PostgreSQL, migrated (and by default seeded, with a
+superuser token): gunicorn as in production (`live_service`), or Django's
+development server as `make run` starts it (`dev_server`)."""
 
 import contextlib
 import json
@@ -27,6 +28,7 @@ class Service:
     url: str  # e.g. http://127.0.0.1:8123
     token: str | None
     env: dict
+    log: Path | None = None  # the server's stdout and stderr
 
 
 def free_port() -> int:
@@ -87,60 +89,120 @@ def live_service(
     superuser: bool = True,
     **overrides: str,
 ) -> Iterator[Service]:
-    """Run the service until the block ends, then stop it and drop its database
-    (unless EMBEDDED_POSTGRES_DIR is overridden: that server is the caller's)."""
-    database = f"eventledger_live_{os.getpid()}_{free_port()}"
+    """Run the service under gunicorn until the block ends, then stop it and drop
+    its database (unless EMBEDDED_POSTGRES_DIR is overridden: that server is the
+    caller's)."""
     env = {
         **{k: v for k, v in os.environ.items() if k != "DATABASE_URL"},
         "DEBUG": "0",
         "SECRET_KEY": "live-test-only",
         "ALLOWED_HOSTS": "127.0.0.1",
-        "EMBEDDED_DB_NAME": database,
         "THROTTLE_ANON": "1000000/min",
         "THROTTLE_USER": "1000000/min",
-        "DJANGO_SUPERUSER_PASSWORD": "live-password-1",
         **overrides,
     }
-    manage("migrate", "--noinput", env=env)
-    if seed:
-        manage("seed", env=env)
-    token = None
-    if superuser:
-        manage("createsuperuser", "--noinput", "--username", "live", "--email", "l@x.org", env=env)
-        token = manage("drf_create_token", "live", env=env).split()[2]
-    port = free_port()
-    log = log_dir / "server.log"
-    with log.open("w") as output:
-        server = subprocess.Popen(
-            [
-                str(BIN / "gunicorn"),
-                "config.wsgi:application",
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--workers",
-                str(workers),
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
+    with _served(
+        env,
+        log_dir / "server.log",
+        seed=seed,
+        superuser=superuser,
+        own_postgres="EMBEDDED_POSTGRES_DIR" in overrides,
+        command=lambda port: [
+            str(BIN / "gunicorn"),
+            "config.wsgi:application",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(workers),
+        ],
+    ) as service:
+        yield service
+
+
+@contextlib.contextmanager
+def dev_server(log_dir: Path, *, superuser: bool = True) -> Iterator[Service]:
+    """Run Django's development server the way `make run` does until the block
+    ends: the environment the Makefile's `run` target gives it (DEBUG=1 and
+    nothing else: no SECRET_KEY, no ALLOWED_HOSTS, default throttles), `migrate`,
+    `seed`, then `runserver` (on a free port, without the autoreloader, which
+    would fork a child this helper could not stop)."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"DATABASE_URL", "SECRET_KEY", "ALLOWED_HOSTS"}
+        and not k.startswith("THROTTLE_")
+    }
+    # So that the log is complete when the server is stopped.
+    env.update(DEBUG="1", PYTHONUNBUFFERED="1")
+    with _served(
+        env,
+        log_dir / "server.log",
+        seed=True,
+        superuser=superuser,
+        own_postgres=False,
+        command=lambda port: [
+            sys.executable,
+            "manage.py",
+            "runserver",
+            f"127.0.0.1:{port}",
+            "--noreload",
+        ],
+    ) as service:
+        yield service
+
+
+@contextlib.contextmanager
+def _served(
+    env: dict,
+    log: Path,
+    *,
+    seed: bool,
+    superuser: bool,
+    own_postgres: bool,
+    command,
+) -> Iterator[Service]:
+    """Migrate (and seed, and make a superuser token on) a database of its own,
+    start `command(port)` on a free port, wait until /healthz answers, and drop
+    the database when the block ends (unless the PostgreSQL server is the
+    caller's own)."""
+    database = f"eventledger_live_{os.getpid()}_{free_port()}"
+    env = {
+        **env,
+        "EMBEDDED_DB_NAME": database,
+        "DJANGO_SUPERUSER_PASSWORD": "live-password-1",
+    }
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if call("GET", f"{base}/healthz")[0] == 200:
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline or server.poll() is not None:
-                raise AssertionError(f"the server did not start:\n{log.read_text()}")
-            time.sleep(0.2)
-        yield Service(url=base, token=token, env=env)
+        manage("migrate", "--noinput", env=env)
+        if seed:
+            manage("seed", env=env)
+        token = None
+        if superuser:
+            manage(
+                "createsuperuser", "--noinput", "--username", "live", "--email", "l@x.org", env=env
+            )
+            token = manage("drf_create_token", "live", env=env).split()[2]
+        port = free_port()
+        with log.open("w") as output:
+            server = subprocess.Popen(
+                command(port), cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT
+            )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    if call("GET", f"{base}/healthz")[0] == 200:
+                        break
+                except OSError:
+                    pass
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise AssertionError(f"the server did not start:\n{log.read_text()}")
+                time.sleep(0.2)
+            yield Service(url=base, token=token, env=env, log=log)
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
     finally:
-        server.terminate()
-        server.wait(timeout=30)
-        if "EMBEDDED_POSTGRES_DIR" not in overrides:
+        if not own_postgres:
             with embedded_admin_connection() as conn:
                 conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
