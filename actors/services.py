@@ -63,6 +63,10 @@ def affiliation_create(
 
 
 def _replace_aliases(actor: Actor, aliases: Iterable[str]) -> None:
+    """Make `aliases` the actor's (shown by name); the same names again change nothing."""
+    aliases = list(aliases)
+    if sorted(actor.aliases.values_list("name", flat=True)) == sorted(aliases):
+        return
     actor.aliases.all().delete()
     for alias in aliases:
         row = ActorAlias(actor=actor, name=alias)
@@ -71,6 +75,9 @@ def _replace_aliases(actor: Actor, aliases: Iterable[str]) -> None:
 
 
 def _replace_identifiers(actor: Actor, identifiers: Mapping[str, str]) -> None:
+    """Make `identifiers` the actor's; the same ones again change nothing."""
+    if dict(actor.identifiers.values_list("scheme", "value")) == dict(identifiers):
+        return
     actor.identifiers.all().delete()
     for scheme, value in identifiers.items():
         row = ActorIdentifier(actor=actor, scheme=scheme, value=value)

@@ -12,7 +12,9 @@ set-based:
 - one history context per batch (`via: import`, the command, the batch number)
   and one `insert` snapshot per row, resources and child rows alike, pointing
   at it: the history endpoints show the row as created by that import;
-- one change-feed entry per created resource, in the batch's transaction;
+- one change-feed entry per created resource, in the batch's transaction,
+  ordered in the feed by the batch's commit (`el_feed_commit_seq()`: the
+  deferred trigger that orders ordinary writes does not run here);
 - the checks the triggers make are made on the whole batch before it is
   written: every event and statement cites evidence, every quote is the
   source's text at its offsets, every reference points at an existing row.
@@ -203,7 +205,8 @@ class BulkLoader:
         if table.resource:
             query += sql.SQL(
                 " INSERT INTO events_change (resource, object_id, action, revision, txid, "
-                "changed_at) SELECT %(resource)s, id, 'create', 1, txid_current(), now() FROM new"
+                "commit_seq, changed_at) SELECT %(resource)s, id, 'create', 1, txid_current(), "
+                "(SELECT el_feed_commit_seq()), now() FROM new"
             )
         else:
             query += sql.SQL(" SELECT count(*) FROM new")

@@ -236,8 +236,14 @@ class ConflictError(Exception):
     """The change would contradict stored data (the API answers 409)."""
 
 
-def apply_fields(instance: models.Model, fields: dict) -> None:
-    """Set `fields` on `instance`, validate it whole, and save it."""
+def apply_fields(instance: models.Model, fields: dict) -> bool:
+    """Set `fields` on `instance`, validate it whole, and save it. A stored
+    record whose values already are `fields` is left alone: a write that
+    changes nothing records nothing. Returns whether it saved."""
+    if instance.pk is not None:
+        fields = {name: value for name, value in fields.items() if getattr(instance, name) != value}
+        if not fields:
+            return False
     for name, value in fields.items():
         setattr(instance, name, value)
     if instance.pk is not None:
@@ -247,12 +253,19 @@ def apply_fields(instance: models.Model, fields: dict) -> None:
     finally:
         instance.changed_fields = None
     instance.save()
+    return True
 
 
 def evidence_replace(*, record: models.Model, spans: Sequence[Span]) -> list[Evidence]:
-    """Make `spans` the whole evidence of `record`."""
+    """Make `spans` the whole evidence of `record`; the same spans again
+    change nothing."""
     if not spans:
         raise ValidationError("At least one evidence span is required.")
+    current = list(record.evidence.all())
+    if sorted((e.source_id, e.start, e.end) for e in current) == sorted(
+        (span.source.pk, span.start, span.end) for span in spans
+    ):
+        return current
     record.evidence.all().delete()
     return evidence_attach(record=record, spans=spans)
 
@@ -284,6 +297,12 @@ def place_delete(*, place: Place) -> None:
 
 
 def _replace_participants(event: Event, participants: Iterable[tuple[models.Model, str]]) -> None:
+    """Make `participants` the event's, in that order; the same list again
+    changes nothing."""
+    participants = list(participants)
+    current = list(event.participants.order_by("id").values_list("actor_id", "role"))
+    if current == [(actor.pk, role) for actor, role in participants]:
+        return
     event.participants.all().delete()
     for actor, role in participants:
         participant = EventParticipant(event=event, actor=actor, role=role)
@@ -320,7 +339,13 @@ def event_delete(*, event: Event) -> None:
 def _replace_statement_actors(
     statement: Statement, role: str, actors: Iterable[models.Model]
 ) -> None:
-    statement.actor_links.filter(role=role).delete()
+    """Make `actors` the statement's actors in `role`, in that order; the same
+    list again changes nothing."""
+    actors = list(actors)
+    links = statement.actor_links.filter(role=role)
+    if list(links.order_by("id").values_list("actor_id", flat=True)) == [a.pk for a in actors]:
+        return
+    links.delete()
     StatementActor.objects.bulk_create(
         [StatementActor(statement=statement, actor=actor, role=role) for actor in actors]
     )

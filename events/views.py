@@ -281,7 +281,9 @@ class ServiceViewSet(viewsets.ModelViewSet):
         return self.request.build_absolute_uri(path)
 
     def read_representation(self, instance: models.Model) -> dict:
-        fresh = self.get_queryset().get(pk=instance.pk)
+        """The record as a GET shows it (the same eager loading and order of
+        child rows), whatever action asks."""
+        fresh = self.queryset.all().get(pk=instance.pk)
         return self.serializer_class(fresh, context=self.get_serializer_context()).data
 
     def render(self, instance: models.Model) -> dict:
@@ -691,30 +693,24 @@ class ChangeFeedView(APIView):
             if not raw.isdigit() or not 1 <= int(raw) <= self.max_page_size:
                 raise InvalidQuery({"page_size": ["Must be a whole number from 1 to 1000."]})
             size = int(raw)
-        # Only transactions that no running transaction can precede are listed, so
-        # a change never appears behind a cursor a client has already passed.
-        changes = Change.objects.filter(
-            RawSQL(
-                "txid < txid_snapshot_xmin(txid_current_snapshot())",
-                [],
-                output_field=models.BooleanField(),
-            )
-        )
+        # Ordered by commit (events.models.Change): an entry is visible only once
+        # every entry before it is, so a cursor never passes a change.
+        changes = Change.objects.filter(commit_seq__isnull=False)
         if resources:
             changes = changes.filter(resource__in=resources)
         if after is not None:
             changes = changes.filter(
                 RawSQL(
-                    '("events_change"."txid", "events_change"."id") > (%s, %s)',
+                    '("events_change"."commit_seq", "events_change"."id") > (%s, %s)',
                     after,
                     output_field=models.BooleanField(),
                 )
             )
-        rows = list(changes.order_by("txid", "id")[: size + 1])
+        rows = list(changes.order_by("commit_seq", "id")[: size + 1])
         more = len(rows) > size
         rows = rows[:size]
         cursor = (
-            encode_feed_cursor(rows[-1].txid, rows[-1].pk)
+            encode_feed_cursor(rows[-1].commit_seq, rows[-1].pk)
             if rows
             else (request.query_params.get("after") or encode_feed_cursor(0, 0))
         )
@@ -763,21 +759,42 @@ class ChangeFeedView(APIView):
         return found
 
 
-def encode_feed_cursor(txid: int, change_id: int) -> str:
-    token = json.dumps([txid, change_id], separators=(",", ":"))
+def encode_feed_cursor(commit_seq: int, change_id: int) -> str:
+    token = json.dumps({"c": commit_seq, "i": change_id}, separators=(",", ":"))
     return base64.urlsafe_b64encode(token.encode()).decode().rstrip("=")
 
 
 def decode_feed_cursor(cursor: str | None) -> list[int] | None:
+    """The (commit_seq, id) position of a cursor. A cursor of the first
+    feed, ordered by transaction id, is [txid, id]: it continues from its
+    entry, which the feed now orders as it did then."""
     if not cursor:
         return None
     try:
-        values = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        if len(values) == 2 and all(isinstance(v, int) for v in values):
-            return values
+        value = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if isinstance(value, dict) and value.keys() == {"c", "i"}:
+            position = [value["c"], value["i"]]
+        elif isinstance(value, list) and len(value) == 2:
+            position = value
+            if _is_position(value) and value != [0, 0]:
+                seq = Change.objects.filter(pk=value[1]).values_list("commit_seq", flat=True)
+                position = [next(iter(seq), None), value[1]]
+        else:
+            position = None
+        if _is_position(position):
+            return position
     except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
         pass
     raise InvalidQuery({"after": ["Invalid cursor; use the `cursor` of an earlier answer."]})
+
+
+def _is_position(value) -> bool:
+    """Two whole numbers a bigint column can hold (bool is not one)."""
+    return (
+        isinstance(value, list)
+        and len(value) == 2
+        and all(type(v) is int and 0 <= v < 2**63 for v in value)
+    )
 
 
 class ExportRenderer(BaseRenderer):
