@@ -1,26 +1,52 @@
 """Query filters of the actor and affiliation lists."""
 
 import django_filters as filters
-from django.core.validators import RegexValidator
+from django import forms
+from django.core.exceptions import ValidationError
 from django.db.models import Exists, OuterRef, Q
 
-from actors.models import Actor, ActorAlias, ActorIdentifier, ActorKind, Affiliation, Sector
-from events.filters import FilterSet, IdFilter
+from actors.models import (
+    IDENTIFIER_SCHEMES,
+    Actor,
+    ActorAlias,
+    ActorIdentifier,
+    ActorKind,
+    Affiliation,
+    Sector,
+    normalized_identifier,
+)
+from events.filters import AnyOfFilter, CountryFilter, FilterSet, IdFilter
+
+
+class IdentifierField(forms.CharField):
+    """`scheme:value`, checked and normalised as the scheme says (so that
+    wikidata:q399 finds Q399)."""
+
+    def to_python(self, value):
+        value = super().to_python(value)
+        if value in self.empty_values:
+            return value
+        scheme, colon, identifier = value.partition(":")
+        if not colon or not scheme or not identifier:
+            raise ValidationError("Use scheme:value, e.g. wikidata:Q399.", code="invalid")
+        return normalized_identifier(scheme, identifier)
+
+
+class IdentifierFilter(filters.CharFilter):
+    field_class = IdentifierField
 
 
 class ActorFilterSet(FilterSet):
-    kind = filters.MultipleChoiceFilter(
-        choices=ActorKind.choices, help_text="Actor kind; repeat for several."
+    kind = AnyOfFilter(choices=ActorKind.choices, help_text="Actor kind; repeat for several.")
+    country = CountryFilter(
+        help_text="ISO 3166-1 alpha-3 code (or IGO, EUR), any case; repeat for several."
     )
-    country = filters.CharFilter(help_text="ISO 3166-1 alpha-3 code (or IGO, EUR).")
-    sector = filters.ChoiceFilter(choices=Sector.choices)
+    sector = AnyOfFilter(choices=Sector.choices, help_text="Sector; repeat for several.")
     q = filters.CharFilter(method="filter_q", help_text="Name or alias contains (any case).")
-    identifier = filters.CharFilter(
+    identifier = IdentifierFilter(
         method="filter_identifier",
-        validators=[
-            RegexValidator(r"^[a-z0-9][a-z0-9_-]*:.+$", "Use scheme:value, e.g. wikidata:Q399.")
-        ],
-        help_text="External identifier as scheme:value, e.g. wikidata:Q399.",
+        help_text="External identifier as scheme:value, e.g. wikidata:Q399 (any case; "
+        f"schemes: {', '.join(IDENTIFIER_SCHEMES)}).",
     )
 
     class Meta:
@@ -32,7 +58,7 @@ class ActorFilterSet(FilterSet):
         return queryset.filter(Q(name__icontains=value) | Exists(aliases))
 
     def filter_identifier(self, queryset, name, value):
-        scheme, _, identifier = value.partition(":")
+        scheme, identifier = value
         return queryset.filter(
             Exists(
                 ActorIdentifier.objects.filter(
@@ -43,9 +69,13 @@ class ActorFilterSet(FilterSet):
 
 
 class AffiliationFilterSet(FilterSet):
-    member = IdFilter(field_name="member_id", help_text="Member's actor id.")
-    organization = IdFilter(field_name="organization_id", help_text="Organisation's actor id.")
-    actor = IdFilter(method="filter_actor", help_text="Member or organisation id.")
+    member = IdFilter(field_name="member_id", help_text="Member's actor id; repeat for several.")
+    organization = IdFilter(
+        field_name="organization_id", help_text="Organisation's actor id; repeat for several."
+    )
+    actor = IdFilter(
+        method="filter_actor", help_text="Member or organisation id; repeat for several."
+    )
     role = filters.CharFilter(lookup_expr="icontains", help_text="Role contains (any case).")
 
     class Meta:
@@ -53,4 +83,4 @@ class AffiliationFilterSet(FilterSet):
         fields = []
 
     def filter_actor(self, queryset, name, value):
-        return queryset.filter(Q(member_id=value) | Q(organization_id=value))
+        return queryset.filter(Q(member_id__in=value) | Q(organization_id__in=value))

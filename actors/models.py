@@ -1,6 +1,10 @@
 """Actors: who acts (states, people, bodies, forces, organisations), their names,
 external identifiers and affiliations."""
 
+import re
+from dataclasses import dataclass
+
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F, Q
 
@@ -12,6 +16,85 @@ from events.models import (
     format_date,
     track_history,
 )
+
+# ISO 3166-1 alpha-3 codes assigned today (ISO 3166 Maintenance Agency, as
+# published by Debian's iso-codes 4.15).
+_ASSIGNED = """
+    ABW AFG AGO AIA ALA ALB AND ARE ARG ARM ASM ATA ATF ATG AUS AUT AZE BDI BEL BEN BES BFA
+    BGD BGR BHR BHS BIH BLM BLR BLZ BMU BOL BRA BRB BRN BTN BVT BWA CAF CAN CCK CHE CHL CHN
+    CIV CMR COD COG COK COL COM CPV CRI CUB CUW CXR CYM CYP CZE DEU DJI DMA DNK DOM DZA ECU
+    EGY ERI ESH ESP EST ETH FIN FJI FLK FRA FRO FSM GAB GBR GEO GGY GHA GIB GIN GLP GMB GNB
+    GNQ GRC GRD GRL GTM GUF GUM GUY HKG HMD HND HRV HTI HUN IDN IMN IND IOT IRL IRN IRQ ISL
+    ISR ITA JAM JEY JOR JPN KAZ KEN KGZ KHM KIR KNA KOR KWT LAO LBN LBR LBY LCA LIE LKA LSO
+    LTU LUX LVA MAC MAF MAR MCO MDA MDG MDV MEX MHL MKD MLI MLT MMR MNE MNG MNP MOZ MRT MSR
+    MTQ MUS MWI MYS MYT NAM NCL NER NFK NGA NIC NIU NLD NOR NPL NRU NZL OMN PAK PAN PCN PER
+    PHL PLW PNG POL PRI PRK PRT PRY PSE PYF QAT REU ROU RUS RWA SAU SDN SEN SGP SGS SHN SJM
+    SLB SLE SLV SMR SOM SPM SRB SSD STP SUR SVK SVN SWE SWZ SXM SYC SYR TCA TCD TGO THA TJK
+    TKL TKM TLS TON TTO TUN TUR TUV TWN TZA UGA UKR UMI URY USA UZB VAT VCT VEN VGB VIR VNM
+    VUT WLF WSM YEM ZAF ZMB ZWE
+"""
+ISO_3166_ALPHA3 = frozenset(_ASSIGNED.split())
+# Codes ISO 3166-1 assigned once and has since withdrawn (ISO 3166-3), such as
+# SUN for the Soviet Union: the identifiers of former states.
+_WITHDRAWN = """
+    AFI ANT ATB ATN BUR BYS CSK CTE DDR DHY FXX GEL HVO JTN MID NHB NTZ PCI PCZ PUS RHO SCG
+    SKM SUN TMP VDR WAK YMD YUG ZAR
+"""
+ISO_3166_FORMER_ALPHA3 = frozenset(_WITHDRAWN.split())
+
+
+@dataclass(frozen=True)
+class IdentifierScheme:
+    """A system that identifies actors, and the form of its identifiers. Values
+    are compared in their canonical case (`upper`), so wikidata:q399 is Q399."""
+
+    label: str
+    pattern: str
+    example: str
+    upper: bool = True
+    codes: frozenset[str] | None = None  # when only these values exist
+
+    def normalized(self, value: str) -> str:
+        """The canonical value; ValidationError when it cannot be one of this scheme."""
+        canonical = value.strip().upper() if self.upper else value.strip()
+        if not re.fullmatch(self.pattern, canonical):
+            raise ValidationError(
+                f"Not a {self.label} identifier: expected something like {self.example}.",
+                code="invalid_identifier",
+            )
+        if self.codes is not None and canonical not in self.codes:
+            raise ValidationError(
+                f"{canonical} is not an assigned {self.label}.",
+                code="invalid_identifier",
+            )
+        return canonical
+
+
+# The schemes an actor may have identifiers in; any other is refused.
+IDENTIFIER_SCHEMES = {
+    "wikidata": IdentifierScheme("Wikidata item", r"Q[1-9][0-9]{0,11}", "Q399"),
+    "iso3166": IdentifierScheme(
+        "ISO 3166-1 alpha-3 code",
+        r"[A-Z]{3}",
+        "ARM",
+        codes=ISO_3166_ALPHA3 | ISO_3166_FORMER_ALPHA3,
+    ),
+    "cameo": IdentifierScheme("CAMEO actor code", r"(?:[A-Z0-9]{3}){1,5}", "ARMGOV"),
+    "viaf": IdentifierScheme("VIAF cluster id", r"[1-9][0-9]{0,21}", "124294977", upper=False),
+    "isni": IdentifierScheme("ISNI", r"[0-9]{15}[0-9X]", "0000000121032683"),
+}
+
+
+def normalized_identifier(scheme: str, value: str) -> tuple[str, str]:
+    """(scheme, value) in canonical form, or ValidationError naming what is wrong:
+    an unknown scheme, or a value not of the scheme's form."""
+    scheme = scheme.strip().lower()
+    if scheme not in IDENTIFIER_SCHEMES:
+        raise ValidationError(
+            f"Unknown identifier scheme {scheme!r}; use one of {', '.join(IDENTIFIER_SCHEMES)}.",
+            code="invalid_scheme",
+        )
+    return scheme, IDENTIFIER_SCHEMES[scheme].normalized(value)
 
 
 class ActorKind(models.TextChoices):
@@ -121,7 +204,11 @@ class ActorIdentifier(models.Model):
     """
 
     actor = models.ForeignKey(Actor, on_delete=models.CASCADE, related_name="identifiers")
-    scheme = models.SlugField(max_length=30, help_text="wikidata, iso3166, cameo, ...")
+    scheme = models.SlugField(
+        max_length=30,
+        choices=[(name, scheme.label) for name, scheme in IDENTIFIER_SCHEMES.items()],
+        help_text="The system the value belongs to.",
+    )
     value = models.CharField(max_length=200)
 
     class Meta:
@@ -144,6 +231,14 @@ class ActorIdentifier(models.Model):
 
     def __str__(self) -> str:
         return f"{self.scheme}:{self.value}"
+
+    def clean(self) -> None:
+        """The value must be of its scheme's form; it is stored in canonical case."""
+        if self.scheme in IDENTIFIER_SCHEMES and self.value:
+            try:
+                self.scheme, self.value = normalized_identifier(self.scheme, self.value)
+            except ValidationError as exc:
+                raise ValidationError({"value": exc.messages}) from None
 
 
 @track_history("AffiliationSnapshot")

@@ -1,21 +1,30 @@
 """JSON representations of actors and affiliations."""
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Prefetch
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
-from actors.models import Actor, ActorAlias, ActorIdentifier, Affiliation, Sector
+from actors.models import (
+    Actor,
+    ActorAlias,
+    ActorIdentifier,
+    Affiliation,
+    Sector,
+    normalized_identifier,
+)
 from events.serializers import (
     ActorRefSerializer,
     EvidenceInputSerializer,
     EvidenceSerializer,
+    StrictInputMixin,
     _absolute,
 )
 
 
-class IdentifierSerializer(serializers.ModelSerializer):
+class IdentifierSerializer(StrictInputMixin, serializers.ModelSerializer):
     """An identifier in another system, e.g. scheme `wikidata`, value `Q399`."""
 
     class Meta:
@@ -24,6 +33,14 @@ class IdentifierSerializer(serializers.ModelSerializer):
         # Uniqueness is checked against the whole actor by the service.
         validators = []
         extra_kwargs = {"scheme": {"validators": []}, "value": {"validators": []}}
+
+    def validate(self, attrs):
+        """The value must be of its scheme's form; it is kept in canonical case."""
+        try:
+            attrs["scheme"], attrs["value"] = normalized_identifier(attrs["scheme"], attrs["value"])
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError({"value": exc.messages}) from None
+        return attrs
 
 
 @extend_schema_serializer(
@@ -132,7 +149,7 @@ class ActorSerializer(serializers.ModelSerializer):
         )
     ]
 )
-class ActorWriteSerializer(serializers.ModelSerializer):
+class ActorWriteSerializer(StrictInputMixin, serializers.ModelSerializer):
     """Aliases and identifiers, when given, replace the current ones."""
 
     aliases = serializers.ListField(
@@ -224,7 +241,7 @@ class AffiliationSerializer(serializers.ModelSerializer):
         )
     ]
 )
-class AffiliationWriteSerializer(serializers.ModelSerializer):
+class AffiliationWriteSerializer(StrictInputMixin, serializers.ModelSerializer):
     evidence = EvidenceInputSerializer(many=True, allow_empty=False)
 
     class Meta:

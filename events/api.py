@@ -5,9 +5,14 @@ The settings name these classes; this module must not import DRF's views.
 
 import base64
 import binascii
+import calendar
+import datetime
+import difflib
 import json
 import logging
+import re
 from collections.abc import Callable
+from itertools import accumulate
 from typing import Any
 
 import psycopg.errors
@@ -17,16 +22,18 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import DatabaseError, IntegrityError, InterfaceError, OperationalError, models
 from django.db.models.deletion import ProtectedError
 from django.db.models.expressions import RawSQL
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.views.decorators.csrf import csrf_exempt
-from django_filters import CharFilter
+from django_filters import CharFilter, MultipleChoiceFilter
 from django_filters.rest_framework import DjangoFilterBackend
 from rest_framework import exceptions, status
+from rest_framework.exceptions import ErrorDetail
 from rest_framework.pagination import BasePagination
-from rest_framework.parsers import JSONParser
+from rest_framework.parsers import JSONParser, get_encoding
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.throttling import AnonRateThrottle, UserRateThrottle
+from rest_framework.utils.json import strict_constant
 from rest_framework.utils.urls import replace_query_param
 
 from events.services import ConflictError
@@ -68,7 +75,18 @@ def problem_response(
 
 
 class InvalidQuery(exceptions.ValidationError):
-    """Invalid query or header parameters: reported by name, not JSON pointer."""
+    """Invalid query parameters: reported by name (`errors[].parameter`), not
+    by JSON pointer."""
+
+    where = "query parameters"
+    key = "parameter"
+
+
+class InvalidHeader(InvalidQuery):
+    """Invalid request headers: reported by header name (`errors[].header`)."""
+
+    where = "request headers"
+    key = "header"
 
 
 class Conflict(exceptions.APIException):
@@ -133,14 +151,14 @@ def _error_items(detail: Any, path: str = "") -> list[tuple[str, str, str]]:
 
 
 def _validation_problem(exc: exceptions.ValidationError, request) -> HttpResponse:
-    by_parameter = isinstance(exc, InvalidQuery)
+    by_name = isinstance(exc, InvalidQuery)
     errors = []
     for path, message, code in _error_items(exc.detail):
-        if by_parameter:
-            errors.append({"parameter": path.lstrip("/"), "detail": message, "code": code})
+        if by_name:
+            errors.append({exc.key: path.lstrip("/"), "detail": message, "code": code})
         else:
             errors.append({"pointer": path, "detail": message, "code": code})
-    what = "query parameters" if by_parameter else "request body"
+    what = exc.where if by_name else "request body"
     return problem_response(
         400,
         "Invalid request",
@@ -305,24 +323,143 @@ def api_not_found(request: HttpRequest, *args, **kwargs) -> HttpResponse:
 # Parsing --------------------------------------------------------------------
 
 
+# How deep a JSON body may nest: the API's bodies need about 5 levels.
+MAX_JSON_DEPTH = 32
+# A JSON string literal, escapes included: its brackets are text, not structure.
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+# Everything but the brackets, once the strings are gone.
+_NOT_BRACKETS = re.compile(r"[^\[\]{}]+")
+_DEPTH_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
+
+
 class StrictJSONParser(JSONParser):
-    """JSON bodies only, without NUL characters (PostgreSQL text cannot hold them)."""
+    """JSON bodies only, nested at most MAX_JSON_DEPTH levels (checked on the
+    text, before Python's recursive parser sees it), without NUL characters
+    (PostgreSQL text cannot hold them)."""
 
     def parse(self, stream, media_type=None, parser_context=None):
-        data = super().parse(stream, media_type, parser_context)
+        encoding = get_encoding(parser_context or {})
+        try:
+            text = stream.read().decode(encoding)
+        except UnicodeDecodeError as exc:
+            raise exceptions.ParseError(f"JSON parse error - {exc}") from None
+        if json_depth_exceeds(text, MAX_JSON_DEPTH):
+            raise exceptions.ParseError(
+                f"The JSON body is nested more than {MAX_JSON_DEPTH} levels deep; "
+                "the API's bodies need far fewer."
+            )
+        try:
+            parse_constant = strict_constant if self.strict else None
+            data = json.loads(text, parse_constant=parse_constant)
+        except ValueError as exc:
+            raise exceptions.ParseError(f"JSON parse error - {exc}") from None
         if _contains_nul(data):
             raise exceptions.ParseError("JSON strings must not contain NUL (\\u0000) characters.")
         return data
 
 
+def json_depth_exceeds(text: str, limit: int) -> bool:
+    """Whether the JSON text nests arrays and objects deeper than `limit`, at
+    any point (an unclosed prefix counts too). Brackets inside strings do not
+    count. Runs at C speed: regexes strip the strings and the rest, and the
+    depth is a running sum."""
+    if text.count("[") + text.count("{") <= limit:
+        return False
+    brackets = _NOT_BRACKETS.sub("", _JSON_STRING.sub("", text))
+    return max(accumulate(map(_DEPTH_STEP.__getitem__, brackets)), default=0) > limit
+
+
 def _contains_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_contains_nul(k) or _contains_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_contains_nul(v) for v in value)
+    """Whether a parsed JSON value holds a NUL character in any string or key.
+    Iterative: a deep value must not exhaust the stack."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
     return False
+
+
+_DATE_PARTS = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
+_MONTH_NAMES = (
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+)
+
+
+def date_from_iso(text: str) -> datetime.date:
+    """A date written YYYY-MM-DD, the only form the API takes. The ValueError
+    says what is wrong: the form, or which part cannot exist ("February 2023
+    has no day 30"), so that a client does not hunt for a format problem."""
+    match = _DATE_PARTS.fullmatch(text)
+    if not match:
+        raise ValueError("Use the format YYYY-MM-DD, e.g. 2023-11-09.")
+    year, month, day = (int(part) for part in match.groups())
+    if year == 0:
+        raise ValueError("Not a valid date: there is no year 0.")
+    if not 1 <= month <= 12:
+        raise ValueError(f"Not a valid date: there is no month {month}.")
+    last = calendar.monthrange(year, month)[1]
+    if not 1 <= day <= last:
+        raise ValueError(
+            f"Not a valid date: {_MONTH_NAMES[month - 1]} {year} has no day {day} "
+            f"(it has {last} days)."
+        )
+    return datetime.date(year, month, day)
+
+
+# Headers --------------------------------------------------------------------
+
+_ENTITY_TAG = re.compile(r'(W/)?"([^"]*)"')
+_REVISION_TAG = re.compile(r"[1-9][0-9]{0,17}")
+
+
+def check_if_match(header: str) -> None:
+    """Refuse an If-Match that no record could ever match: it must be `*` or
+    the quoted ETag of the record (its revision, `"3"`), or a comma-separated
+    list of them. A weak tag (W/"3") is refused too: If-Match compares
+    strongly (RFC 9110), so it could only ever fail, and the client would be
+    told wrongly that the record changed."""
+    header = header.strip()
+    if header == "*":
+        return
+    items = [item.strip() for item in header.split(",")]
+    for item in items:
+        match = _ENTITY_TAG.fullmatch(item)
+        if match and match.group(1):
+            problem = (
+                f"{item} is a weak ETag; If-Match compares strongly, so it never matches. "
+                f'Send the ETag as the record gives it, like "{match.group(2)}".'
+            )
+        elif match and not _REVISION_TAG.fullmatch(match.group(2)):
+            problem = (
+                f"{item} is not an ETag of this API: ETags are revisions in double "
+                'quotes, like "3". Send the record\'s ETag, or * for any revision.'
+            )
+        elif not match:
+            problem = (
+                f'Send the record\'s ETag in double quotes, like "3" (or * for any '
+                f"revision); {item or 'an empty item'} is not one."
+            )
+        else:
+            continue
+        raise InvalidHeader({"If-Match": [ErrorDetail(problem, code="invalid_etag")]})
 
 
 # Filtering and throttling ---------------------------------------------------
@@ -335,9 +472,7 @@ class FilterBackend(DjangoFilterBackend):
         """Whether the request names any of the view's filters."""
         filterset_class = self.get_filterset_class(view, queryset)
         return filterset_class is not None and any(
-            key.startswith(name)
-            for key in request.query_params
-            for name in filterset_class.base_filters
+            name in request.query_params for name in filterset_class.base_filters
         )
 
     def filter_queryset(self, request, queryset, view):
@@ -351,7 +486,7 @@ class FilterBackend(DjangoFilterBackend):
         empty = [
             name
             for name, declared in filterset.filters.items()
-            if request.query_params.get(name) == "" and not isinstance(declared, CharFilter)
+            if "" in request.query_params.getlist(name) and not isinstance(declared, CharFilter)
         ]
         if empty:
             raise InvalidQuery(
@@ -360,6 +495,68 @@ class FilterBackend(DjangoFilterBackend):
         if not filterset.is_valid():
             raise InvalidQuery(filterset.errors)
         return filterset.qs
+
+
+class StrictQueryMixin:
+    """For API views: a query parameter the view does not take is refused (400,
+    naming it and the accepted ones) rather than ignored, and so is a repeated
+    parameter that takes one value. A misspelt filter must not answer every
+    record.
+
+    Accepted everywhere: `format`. On lists (and plain GET views such as the
+    export): the filterset's filters, repeatable when they mean "any of"
+    (MultipleChoiceFilter and its subclasses), and the paginator's
+    `query_parameters`. Besides: `query_parameters[action]` (the viewset
+    action, or the HTTP method of a plain view), of which
+    `repeatable_parameters` may be repeated.
+    """
+
+    query_parameters: dict[str, tuple[str, ...]] = {}
+    repeatable_parameters: tuple[str, ...] = ()
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        check_query_parameters(request.query_params, self.accepted_query_parameters(request))
+
+    def accepted_query_parameters(self, request) -> dict[str, bool]:
+        """The parameters this request may carry, each with whether it may repeat."""
+        action = getattr(self, "action", None) or request.method.lower()
+        accepted = {api_settings.URL_FORMAT_OVERRIDE: False}
+        for name in self.query_parameters.get(action, ()):
+            accepted[name] = name in self.repeatable_parameters
+        if action in ("list", "get", "head"):
+            filterset_class = getattr(self, "filterset_class", None)
+            if filterset_class is not None:
+                for name, declared in filterset_class.base_filters.items():
+                    accepted[name] = isinstance(declared, MultipleChoiceFilter)
+            paginator = getattr(self, "paginator", None)
+            for name in getattr(paginator, "query_parameters", ()):
+                accepted[name] = False
+        return accepted
+
+
+def check_query_parameters(query: QueryDict, accepted: dict[str, bool]) -> None:
+    """Refuse parameters not in `accepted`, and repeats of those that take one value."""
+    errors = {}
+    for name, values in query.lists():
+        if name not in accepted:
+            close = difflib.get_close_matches(name, accepted, n=1)
+            hint = f" Did you mean {close[0]}?" if close else ""
+            errors[name] = [
+                ErrorDetail(
+                    f"Unknown parameter.{hint} Accepted here: {', '.join(sorted(accepted))}.",
+                    code="unknown_parameter",
+                )
+            ]
+        elif len(values) > 1 and not accepted[name]:
+            errors[name] = [
+                ErrorDetail(
+                    f"Given {len(values)} times; this parameter takes one value.",
+                    code="repeated_parameter",
+                )
+            ]
+    if errors:
+        raise InvalidQuery(errors)
 
 
 class FailOpenThrottleMixin:
@@ -409,6 +606,7 @@ class KeysetPagination(BasePagination):
 
     page_size = 50
     max_page_size = 500
+    query_parameters = ("cursor", "page_size", "ordering")
 
     def paginate_queryset(self, queryset, request, view=None):
         rows = list(self.page_queryset(queryset, request, view))
@@ -479,28 +677,33 @@ class KeysetPagination(BasePagination):
         try:
             padded = cursor + "=" * (-len(cursor) % 4)
             token = json.loads(base64.urlsafe_b64decode(padded.encode()))
-            if token["o"] != ordering or len(token["v"]) != arity:
-                raise ValueError
-            return token["v"]
-        except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError):
-            raise InvalidQuery(
-                {
-                    "cursor": [
-                        "Invalid cursor; use the `next` link of a page with the same ordering."
-                    ]
-                }
-            ) from None
+        except (ValueError, TypeError, binascii.Error, UnicodeDecodeError, RecursionError):
+            raise self._invalid_cursor() from None
+        if (
+            not isinstance(token, dict)
+            or token.get("o") != ordering
+            or not isinstance(token.get("v"), list)
+            or len(token["v"]) != arity
+        ):
+            raise self._invalid_cursor()
+        return token["v"]
 
     @staticmethod
-    def _after(model: type[models.Model], fields: tuple[str, ...], position: list) -> RawSQL:
+    def _invalid_cursor() -> InvalidQuery:
+        return InvalidQuery(
+            {"cursor": ["Invalid cursor; use the `next` link of a page with the same ordering."]}
+        )
+
+    @classmethod
+    def _after(cls, model: type[models.Model], fields: tuple[str, ...], position: list) -> RawSQL:
         table = model._meta.db_table
         columns, params = [], []
         for name, raw in zip(fields, position, strict=True):
             field = model._meta.get_field(name.lstrip("-"))
-            try:
-                params.append(field.to_python(raw))
-            except DjangoValidationError:
-                raise InvalidQuery({"cursor": ["Invalid cursor."]}) from None
+            value = _cursor_position(getattr(field, "output_field", None) or field, raw)
+            if value is None:
+                raise cls._invalid_cursor()
+            params.append(value)
             columns.append(f'"{table}"."{field.column}"')
         operator = "<" if fields[0].startswith("-") else ">"
         placeholders = ", ".join(["%s"] * len(params))
@@ -565,6 +768,34 @@ def _cursor_value(value: Any) -> Any:
     if hasattr(value, "isoformat"):
         return value.isoformat()
     return value
+
+
+_BIGINT = range(-(2**63), 2**63)
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _cursor_position(field: models.Field, raw: Any) -> Any:
+    """A cursor's value for an ordering field, as the database compares it, or
+    None when it is not one `_cursor_value` could have written: a cursor is
+    only ever decoded from our own `next` links, so anything else is refused
+    before it reaches a query."""
+    if isinstance(field, models.IntegerField | models.AutoField):
+        return raw if type(raw) is int and raw in _BIGINT else None
+    if isinstance(field, models.DateTimeField):
+        try:
+            return datetime.datetime.fromisoformat(raw) if isinstance(raw, str) else None
+        except ValueError:
+            return None
+    if isinstance(field, models.DateField):
+        if not isinstance(raw, str) or not _ISO_DATE.fullmatch(raw):
+            return None
+        try:
+            return datetime.date.fromisoformat(raw)
+        except ValueError:
+            return None
+    if isinstance(field, models.CharField | models.TextField):
+        return raw if isinstance(raw, str) and "\x00" not in raw else None
+    return None  # an ordering field of a type cursors do not carry yet
 
 
 # OpenAPI --------------------------------------------------------------------

@@ -1,6 +1,8 @@
 """Query filters of the event, statement, source and place lists."""
 
 import copy
+import datetime
+import re
 
 import django_filters as filters
 from django import forms
@@ -11,7 +13,9 @@ from django.http import QueryDict
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 
+from events.api import date_from_iso
 from events.models import (
+    COUNTRY_CODE_RE,
     SEARCH_CONFIG,
     Event,
     EventContext,
@@ -27,6 +31,7 @@ from events.models import (
     Statement,
     StatementActor,
     StatementActorRole,
+    StatementEvent,
     StatementKind,
 )
 
@@ -44,6 +49,9 @@ class FilterSet(filters.FilterSet):
     copied one by one rather than deeply (a filter's per-request state is its
     model and parent), and its form class is built once per filterset class.
     Deep copies were a fifth of the cost of a filtered event page."""
+
+    # Pairs of (lower bound, upper bound) parameters: the lower must not exceed the upper.
+    ranges: tuple[tuple[str, str], ...] = ()
 
     def __init__(self, data=None, queryset=None, *, request=None, prefix=None):
         # As django-filter's FilterSet.__init__, but for the copy of the filters.
@@ -70,12 +78,120 @@ class FilterSet(filters.FilterSet):
             cls._form_class = form
         return cls._form_class
 
+    def is_valid(self) -> bool:
+        """The form's validation, and each of `ranges`: a range whose start
+        comes after its end matches nothing, so it is a mistake, named on both
+        parameters."""
+        if not super().is_valid():
+            return False
+        cleaned = self.form.cleaned_data
+        for low, high in self.ranges:
+            if cleaned.get(low) and cleaned.get(high) and cleaned[low] > cleaned[high]:
+                message = f"{low} ({cleaned[low]}) is after {high} ({cleaned[high]})."
+                self.form.add_error(low, forms.ValidationError(message, code="empty_range"))
+                self.form.add_error(high, forms.ValidationError(message, code="empty_range"))
+        return not self.form.errors
+
+
+class IsoDateField(forms.DateField):
+    """A date written YYYY-MM-DD, and only so; an impossible one (2023-02-30)
+    is called impossible, not badly formatted."""
+
+    def to_python(self, value):
+        if value in self.empty_values:
+            return None
+        if isinstance(value, datetime.date):
+            return value
+        try:
+            return date_from_iso(str(value))
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc), code="invalid") from None
+
+
+class DateFilter(filters.DateFilter):
+    field_class = IsoDateField
+
+
+class AnyOfFilter(filters.MultipleChoiceFilter):
+    """A repeatable parameter matching any of its values (`type=A&type=B`); the
+    schema declares it an exploded array. The values reach a `method` as a
+    list; without a method, the filter is `field_name__in` (no DISTINCT: the
+    fields filtered this way are the model's own columns)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("distinct", False)
+        super().__init__(*args, **kwargs)
+
+    def filter(self, qs, value):
+        if not value:
+            return qs
+        return self.get_method(qs)(**{f"{self.field_name}__in": sorted(set(value))})
+
+
+class IdsField(forms.MultipleChoiceField):
+    """Record ids, one per repetition of the parameter."""
+
+    def to_python(self, value) -> list[int]:
+        ids = []
+        for item in value or ():
+            if not isinstance(item, str) or not _ID.fullmatch(item) or int(item) > MAX_ID:
+                raise forms.ValidationError(
+                    "%(value)r is not an id: ids are whole numbers, e.g. 3.",
+                    code="invalid",
+                    params={"value": item},
+                )
+            ids.append(int(item))
+        return ids
+
+    def validate(self, value):
+        forms.Field.validate(self, value)  # any id may be asked for: no choices
+
+
+_ID = re.compile(r"[0-9]{1,19}")
+MAX_ID = 2**63 - 1  # bigint
+
 
 @extend_schema_field(OpenApiTypes.INT)
-class IdFilter(filters.NumberFilter):
-    """A record id: a whole number (NumberFilter alone would take decimals)."""
+class IdFilter(AnyOfFilter):
+    """Record ids: `actor=2&actor=3` is either of them."""
 
-    field_class = forms.IntegerField
+    field_class = IdsField
+
+
+class CodesField(forms.MultipleChoiceField):
+    """Codes of a fixed form (ISO 3166-1 alpha-3 country codes), in any case."""
+
+    def __init__(self, *args, pattern: str, message: str, **kwargs):
+        self.pattern, self.message = re.compile(pattern), message
+        super().__init__(*args, **kwargs)
+
+    def to_python(self, value) -> list[str]:
+        codes = []
+        for item in value or ():
+            code = item.upper() if isinstance(item, str) else ""
+            if not self.pattern.fullmatch(code):
+                raise forms.ValidationError(
+                    "%(value)r: %(message)s",
+                    code="invalid",
+                    params={"value": item, "message": self.message},
+                )
+            codes.append(code)
+        return codes
+
+    def validate(self, value):
+        forms.Field.validate(self, value)
+
+
+@extend_schema_field(OpenApiTypes.STR)
+class CountryFilter(AnyOfFilter):
+    """ISO 3166-1 alpha-3 codes (or the project's own, such as EUR), any case."""
+
+    field_class = CodesField
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("pattern", COUNTRY_CODE_RE.strip("^$"))
+        kwargs.setdefault("message", "use a three-letter ISO 3166-1 alpha-3 code, e.g. ARM.")
+        super().__init__(*args, **kwargs)
 
 
 def search_query(text: str) -> SearchQuery:
@@ -92,12 +208,14 @@ class DateRangeFilterSet(FilterSet):
     """Records whose date interval overlaps [date_after, date_before]; an open
     end of an interval counts as unbounded."""
 
-    date_after = filters.DateFilter(
+    date_after = DateFilter(
         method="filter_date_after", help_text="Records on or after this date (YYYY-MM-DD)."
     )
-    date_before = filters.DateFilter(
-        method="filter_date_before", help_text="Records on or before this date (YYYY-MM-DD)."
+    date_before = DateFilter(
+        method="filter_date_before",
+        help_text="Records on or before this date (YYYY-MM-DD); not before date_after.",
     )
+    ranges = (("date_after", "date_before"),)
 
     def filter_date_after(self, queryset, name, value):
         return queryset.filter(Q(date_end__isnull=True) | Q(date_end__gte=value))
@@ -107,32 +225,39 @@ class DateRangeFilterSet(FilterSet):
 
 
 class EventFilterSet(DateRangeFilterSet):
-    type = filters.MultipleChoiceFilter(
+    type = AnyOfFilter(
         choices=EventType.choices, help_text="Event type; repeat for several (type=A&type=B)."
     )
-    status = filters.MultipleChoiceFilter(
-        choices=EventStatus.choices, help_text="Status; repeat for several."
+    status = AnyOfFilter(choices=EventStatus.choices, help_text="Status; repeat for several.")
+    review_status = AnyOfFilter(
+        choices=ReviewStatus.choices, help_text="Review status; repeat for several."
     )
-    review_status = filters.ChoiceFilter(choices=ReviewStatus.choices)
-    context = filters.ChoiceFilter(
-        choices=EventContext.choices, method="filter_context", help_text="Has this context."
+    context = AnyOfFilter(
+        choices=EventContext.choices,
+        method="filter_context",
+        help_text="Has this context (any of them, when repeated).",
     )
     actor = IdFilter(
         method="filter_actor",
-        help_text="Actor id taking part in any role (or in `role`, when given).",
+        help_text="Actor id taking part in any role (or in `role`, when given); "
+        "repeat for any of several.",
     )
-    initiator = IdFilter(method="filter_initiator", help_text="Initiator's actor id.")
-    target = IdFilter(method="filter_target", help_text="Target's actor id.")
-    role = filters.ChoiceFilter(
+    initiator = IdFilter(
+        method="filter_initiator", help_text="Initiator's actor id; repeat for several."
+    )
+    target = IdFilter(method="filter_target", help_text="Target's actor id; repeat for several.")
+    role = AnyOfFilter(
         choices=ParticipantRole.choices,
         method="filter_role",
-        help_text="With `actor`: the role that actor plays. Alone: someone plays this role.",
+        help_text="With `actor`: the role that actor plays. Alone: someone plays this role. "
+        "Repeat for any of several.",
     )
-    country = filters.CharFilter(
-        field_name="place__country", help_text="ISO 3166-1 alpha-3 code of the event's place."
+    country = CountryFilter(
+        field_name="place__country",
+        help_text="ISO 3166-1 alpha-3 code of the event's place; repeat for several.",
     )
-    place = IdFilter(field_name="place_id", help_text="Place id.")
-    source = IdFilter(method="filter_source", help_text="Cites this source id.")
+    place = IdFilter(field_name="place_id", help_text="Place id; repeat for several.")
+    source = IdFilter(method="filter_source", help_text="Cites this source id; repeat for several.")
     q = filters.CharFilter(
         method="filter_q",
         help_text="Full-text search over titles, summaries and evidence quotes "
@@ -143,34 +268,34 @@ class EventFilterSet(DateRangeFilterSet):
         model = Event
         fields = []
 
-    def _involving(self, queryset, actor_id, role=None):
-        participants = EventParticipant.objects.filter(event=OuterRef("pk"), actor_id=actor_id)
-        if role:
-            participants = participants.filter(role=role)
+    def _involving(self, queryset, actor_ids, roles=()):
+        participants = EventParticipant.objects.filter(event=OuterRef("pk"), actor_id__in=actor_ids)
+        if roles:
+            participants = participants.filter(role__in=roles)
         return queryset.filter(Exists(participants))
 
     def filter_actor(self, queryset, name, value):
         return self._involving(queryset, value, self.form.cleaned_data.get("role"))
 
     def filter_initiator(self, queryset, name, value):
-        return self._involving(queryset, value, ParticipantRole.INITIATOR)
+        return self._involving(queryset, value, [ParticipantRole.INITIATOR])
 
     def filter_target(self, queryset, name, value):
-        return self._involving(queryset, value, ParticipantRole.TARGET)
+        return self._involving(queryset, value, [ParticipantRole.TARGET])
 
     def filter_role(self, queryset, name, value):
-        if self.form.cleaned_data.get("actor") is not None:
+        if self.form.cleaned_data.get("actor"):
             return queryset  # applied together with `actor`
         return queryset.filter(
-            Exists(EventParticipant.objects.filter(event=OuterRef("pk"), role=value))
+            Exists(EventParticipant.objects.filter(event=OuterRef("pk"), role__in=value))
         )
 
     def filter_context(self, queryset, name, value):
-        return queryset.filter(context__contains=[value])
+        return queryset.filter(context__overlap=value)
 
     def filter_source(self, queryset, name, value):
         return queryset.filter(
-            Exists(Evidence.objects.filter(event=OuterRef("pk"), source_id=value))
+            Exists(Evidence.objects.filter(event=OuterRef("pk"), source_id__in=value))
         )
 
     # Where `q` looks: "all" (titles and summaries, or evidence quotes), "text"
@@ -207,15 +332,23 @@ class EventEvidenceSearchFilterSet(EventFilterSet):
 
 
 class StatementFilterSet(DateRangeFilterSet):
-    speaker = IdFilter(field_name="speaker_id", help_text="Speaker's actor id.")
-    kind = filters.MultipleChoiceFilter(
+    speaker = IdFilter(field_name="speaker_id", help_text="Speaker's actor id; repeat for several.")
+    kind = AnyOfFilter(
         choices=StatementKind.choices, help_text="Speech-act kind; repeat for several."
     )
-    review_status = filters.ChoiceFilter(choices=ReviewStatus.choices)
-    target = IdFilter(method="filter_target", help_text="Addressed to this actor id.")
-    about_actor = IdFilter(method="filter_about_actor", help_text="About this actor id.")
-    about_event = IdFilter(field_name="about_events", help_text="About this event id.")
-    source = IdFilter(method="filter_source", help_text="Cites this source id.")
+    review_status = AnyOfFilter(
+        choices=ReviewStatus.choices, help_text="Review status; repeat for several."
+    )
+    target = IdFilter(
+        method="filter_target", help_text="Addressed to this actor id; repeat for several."
+    )
+    about_actor = IdFilter(
+        method="filter_about_actor", help_text="About this actor id; repeat for several."
+    )
+    about_event = IdFilter(
+        method="filter_about_event", help_text="About this event id; repeat for several."
+    )
+    source = IdFilter(method="filter_source", help_text="Cites this source id; repeat for several.")
     q = filters.CharFilter(
         method="filter_q",
         help_text="Full-text search over content, verbatim quotes and evidence quotes.",
@@ -225,9 +358,9 @@ class StatementFilterSet(DateRangeFilterSet):
         model = Statement
         fields = []
 
-    def _linked(self, queryset, actor_id, role):
+    def _linked(self, queryset, actor_ids, role):
         links = StatementActor.objects.filter(
-            statement=OuterRef("pk"), actor_id=actor_id, role=role
+            statement=OuterRef("pk"), actor_id__in=actor_ids, role=role
         )
         return queryset.filter(Exists(links))
 
@@ -237,9 +370,14 @@ class StatementFilterSet(DateRangeFilterSet):
     def filter_about_actor(self, queryset, name, value):
         return self._linked(queryset, value, StatementActorRole.ABOUT)
 
+    def filter_about_event(self, queryset, name, value):
+        return queryset.filter(
+            Exists(StatementEvent.objects.filter(statement=OuterRef("pk"), event_id__in=value))
+        )
+
     def filter_source(self, queryset, name, value):
         return queryset.filter(
-            Exists(Evidence.objects.filter(statement=OuterRef("pk"), source_id=value))
+            Exists(Evidence.objects.filter(statement=OuterRef("pk"), source_id__in=value))
         )
 
     def filter_q(self, queryset, name, value):
@@ -249,9 +387,18 @@ class StatementFilterSet(DateRangeFilterSet):
 
 class SourceFilterSet(FilterSet):
     language = filters.CharFilter(help_text="BCP 47 language tag, e.g. en.")
-    published_after = filters.DateFilter(field_name="published_on", lookup_expr="gte")
-    published_before = filters.DateFilter(field_name="published_on", lookup_expr="lte")
+    published_after = DateFilter(
+        field_name="published_on",
+        lookup_expr="gte",
+        help_text="Published on or after (YYYY-MM-DD).",
+    )
+    published_before = DateFilter(
+        field_name="published_on",
+        lookup_expr="lte",
+        help_text="Published on or before (YYYY-MM-DD); not before published_after.",
+    )
     sha256 = filters.CharFilter(help_text="Hex sha256 of the text: is this document stored?")
+    ranges = (("published_after", "published_before"),)
 
     class Meta:
         model = Source
@@ -259,8 +406,8 @@ class SourceFilterSet(FilterSet):
 
 
 class PlaceFilterSet(FilterSet):
-    kind = filters.ChoiceFilter(choices=PlaceKind.choices)
-    country = filters.CharFilter(help_text="ISO 3166-1 alpha-3 code.")
+    kind = AnyOfFilter(choices=PlaceKind.choices, help_text="Place kind; repeat for several.")
+    country = CountryFilter(help_text="ISO 3166-1 alpha-3 code; repeat for several.")
     q = filters.CharFilter(field_name="name", lookup_expr="icontains", help_text="Name contains.")
 
     class Meta:

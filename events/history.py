@@ -20,6 +20,7 @@ from django.db import models
 from django.http import HttpRequest, HttpResponse
 
 from actors.models import Actor, ActorAlias, ActorIdentifier, Affiliation
+from events.api import InvalidHeader
 from events.models import (
     Event,
     EventParticipant,
@@ -81,8 +82,11 @@ def record_api_context(request) -> None:
             auth="token" if request.auth is not None else "session",
         )
     reason = request.headers.get(REASON_HEADER, "").strip()
+    if len(reason) > MAX_REASON_LENGTH:
+        message = f"At most {MAX_REASON_LENGTH} characters; this one has {len(reason)}."
+        raise InvalidHeader({REASON_HEADER: [message]})
     if reason:
-        metadata["reason"] = reason[:MAX_REASON_LENGTH]
+        metadata["reason"] = reason
     if metadata:
         pghistory.context(**metadata)
 

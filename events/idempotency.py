@@ -20,7 +20,7 @@ from django.utils import timezone
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
-from events.api import InvalidQuery
+from events.api import InvalidHeader
 from events.models import IdempotencyKey
 
 HEADER = "Idempotency-Key"
@@ -56,7 +56,7 @@ def claim(request, key: str) -> IdempotencyKey | None:
     """Claim `key` for this request. Returns None when the request is new and
     should run, or the completed record whose response is to be replayed."""
     if not KEY_RE.match(key):
-        raise InvalidQuery({HEADER: ["Use 1 to 200 printable ASCII characters without spaces."]})
+        raise InvalidHeader({HEADER: ["Use 1 to 200 printable ASCII characters without spaces."]})
     digest = request_hash(request)
     now = timezone.now()
     IdempotencyKey.objects.filter(expires_at__lt=now).delete()

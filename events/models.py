@@ -17,7 +17,8 @@ from django.core.exceptions import FieldError, ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import DatabaseError, connections, models, router, transaction
 from django.db.models import ExpressionWrapper, F, Q
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, ExtractYear, Mod
+from django.db.models.lookups import Exact
 from django.db.models.sql import Query
 from django.db.models.sql.constants import SINGLE
 
@@ -189,7 +190,8 @@ class DatedInterval(models.Model):
     The record lies within [date_start, date_end]. An empty start means the
     source gives no lower bound ("before 9 Nov 2023"); an empty end means no
     upper bound (still going on, or "after ..."). At least one bound is known.
-    With year precision the bounds are whole years, with month precision whole
+    With decade precision the bounds are whole decades (1990-01-01 to
+    1999-12-31), with year precision whole years, with month precision whole
     months, so a reader never mistakes a placeholder day for a fact.
     """
 
@@ -242,6 +244,33 @@ class DatedInterval(models.Model):
                 name="%(app_label)s_%(class)s_year_whole",
                 violation_error_message=(
                     "With year precision, date_start must be 1 January and date_end 31 December."
+                ),
+            ),
+            models.CheckConstraint(
+                condition=~Q(date_precision=DatePrecision.DECADE)
+                | (
+                    (
+                        Q(date_start__isnull=True)
+                        | (
+                            Q(date_start__month=1)
+                            & Q(date_start__day=1)
+                            & Q(Exact(Mod(ExtractYear("date_start"), 10), 0))
+                        )
+                    )
+                    & (
+                        Q(date_end__isnull=True)
+                        | (
+                            Q(date_end__month=12)
+                            & Q(date_end__day=31)
+                            & Q(Exact(Mod(ExtractYear("date_end"), 10), 9))
+                        )
+                    )
+                ),
+                name="%(app_label)s_%(class)s_decade_whole",
+                violation_error_message=(
+                    "With decade precision, the bounds are whole decades: date_start the "
+                    "first day of a decade (1 January 1990) and date_end the last "
+                    "(31 December 1999)."
                 ),
             ),
         ]

@@ -5,14 +5,19 @@ of a record without further calls; write serializers (`EventWriteSerializer`,
 ...) take ids and validate input before the services store it.
 """
 
+from collections.abc import Mapping
+
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import models
 from django.db.models import Prefetch
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
+from rest_framework.exceptions import ErrorDetail
 
 from actors.models import Actor
+from events.api import date_from_iso
 from events.models import (
     ChangeAction,
     Event,
@@ -29,6 +34,62 @@ from events.models import (
 from events.services import Span, locate_quote
 
 # Shared pieces ----------------------------------------------------------------
+
+
+class IsoDateField(serializers.DateField):
+    """A date written YYYY-MM-DD, and only so; an impossible one (2023-02-30)
+    is called impossible, not badly formatted."""
+
+    def to_internal_value(self, value):
+        if isinstance(value, str):
+            try:
+                return date_from_iso(value)
+            except ValueError as exc:
+                raise serializers.ValidationError(str(exc), code="invalid") from None
+        return super().to_internal_value(value)
+
+
+class StrictInputMixin:
+    """For every input serializer: a body key that is not a writable field is
+    an error with its own pointer, not silently dropped, whether it is
+    misspelt (`titel`) or read-only (`id`, `revision`, `url`, `created_at`).
+    Nested input serializers (participants, evidence, identifiers) use it too.
+    Dates are YYYY-MM-DD only."""
+
+    serializer_field_mapping = {
+        **serializers.ModelSerializer.serializer_field_mapping,
+        models.DateField: IsoDateField,
+    }
+
+    def to_internal_value(self, data):
+        unexpected = {}
+        if isinstance(data, Mapping):
+            writable = [name for name, field in self.fields.items() if not field.read_only]
+            for key in data:
+                if key not in writable:
+                    unexpected[key] = [self._unexpected_field(str(key), writable)]
+        try:
+            value = super().to_internal_value(data)
+        except serializers.ValidationError as exc:
+            if unexpected and isinstance(exc.detail, dict):
+                raise serializers.ValidationError({**exc.detail, **unexpected}) from None
+            raise
+        if unexpected:
+            raise serializers.ValidationError(unexpected)
+        return value
+
+    def _unexpected_field(self, key: str, writable: list[str]) -> ErrorDetail:
+        model = getattr(getattr(self, "Meta", None), "model", None)
+        known = {"id", "url"} | {f.name for f in model._meta.concrete_fields} if model else set()
+        if key in known or key in self.fields:
+            return ErrorDetail(
+                f"{key} is read-only: the server sets it. Leave it out of the body.",
+                code="read_only",
+            )
+        return ErrorDetail(
+            f"Unknown field {key}. The fields are: {', '.join(writable)}.",
+            code="unknown_field",
+        )
 
 
 class ActorRefSerializer(serializers.ModelSerializer):
@@ -69,7 +130,7 @@ class EvidenceSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class EvidenceInputSerializer(serializers.Serializer):
+class EvidenceInputSerializer(StrictInputMixin, serializers.Serializer):
     """A span to cite: give `start` and `end`, or the exact `quote` (with
     `occurrence` when it appears more than once) and the offsets are found."""
 
@@ -174,7 +235,7 @@ class SourceSerializer(serializers.ModelSerializer):
         )
     ]
 )
-class SourceWriteSerializer(serializers.ModelSerializer):
+class SourceWriteSerializer(StrictInputMixin, serializers.ModelSerializer):
     document_url = serializers.URLField(
         source="url", required=False, allow_blank=True, max_length=2000
     )
@@ -209,7 +270,7 @@ class PlaceSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class PlaceWriteSerializer(serializers.ModelSerializer):
+class PlaceWriteSerializer(StrictInputMixin, serializers.ModelSerializer):
     class Meta:
         model = Place
         fields = ["slug", "name", "kind", "country", "latitude", "longitude", "geonames_id"]
@@ -237,7 +298,7 @@ class ParticipantSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class ParticipantInputSerializer(serializers.Serializer):
+class ParticipantInputSerializer(StrictInputMixin, serializers.Serializer):
     actor = serializers.PrimaryKeyRelatedField(queryset=Actor.objects.all())
     role = serializers.ChoiceField(choices=ParticipantRole.choices)
 
@@ -394,7 +455,7 @@ EVENT_EXAMPLE = {
 @extend_schema_serializer(
     examples=[OpenApiExample("Mediated talks", value=EVENT_EXAMPLE, request_only=True)]
 )
-class EventWriteSerializer(DatedInputMixin, serializers.ModelSerializer):
+class EventWriteSerializer(StrictInputMixin, DatedInputMixin, serializers.ModelSerializer):
     """Participants and evidence, when given, replace the current ones."""
 
     participants = ParticipantInputSerializer(many=True, required=False)
@@ -548,7 +609,7 @@ class StatementSerializer(serializers.ModelSerializer):
         )
     ]
 )
-class StatementWriteSerializer(DatedInputMixin, serializers.ModelSerializer):
+class StatementWriteSerializer(StrictInputMixin, DatedInputMixin, serializers.ModelSerializer):
     """Lists given (targets, about_actors, about_events, evidence) replace the
     current ones. A verbatim `quote` must lie inside one of the cited spans."""
 

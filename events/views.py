@@ -36,6 +36,8 @@ from events.api import (
     InvalidQuery,
     PreconditionFailed,
     PreconditionRequired,
+    StrictQueryMixin,
+    check_if_match,
     problem_response,
 )
 from events.export import FORMATS as EXPORT_FORMATS
@@ -237,7 +239,7 @@ def etag_matches(header: str, revision: int, *, weak: bool) -> bool:
 ETAG_RE = re.compile(r'(W/)?"([^"]*)"')
 
 
-class ServiceViewSet(viewsets.ModelViewSet):
+class ServiceViewSet(StrictQueryMixin, viewsets.ModelViewSet):
     """A model viewset whose writes go through service functions, with
     revisions: reads carry an `ETag` (the revision) and honour `If-None-Match`;
     writes require `If-Match`, checked and applied under a row lock in one
@@ -252,6 +254,7 @@ class ServiceViewSet(viewsets.ModelViewSet):
 
     write_serializer_class = None
     http_method_names = ["get", "post", "put", "patch", "delete", "head", "options"]
+    query_parameters = {"retrieve": ("as_of",)}
     lookup_value_converter = "int"
 
     def get_serializer_class(self):
@@ -369,6 +372,7 @@ class ServiceViewSet(viewsets.ModelViewSet):
         header = self.request.headers.get("If-Match", "").strip()
         if not header:
             raise PreconditionRequired()
+        check_if_match(header)
         return header
 
     def lock_revision(self, instance: models.Model, if_match: str) -> models.Model:
@@ -651,11 +655,13 @@ def readyz(request: HttpRequest):
     return JsonResponse({"status": "ok", "database": "ok"})
 
 
-class ChangeFeedView(APIView):
+class ChangeFeedView(StrictQueryMixin, APIView):
     """The change feed: every create, update and delete across resources.
     Read-only and open to everyone, like the resources it lists."""
 
     permission_classes = [AllowAny]
+    query_parameters = {"get": ("after", "resource", "page_size")}
+    repeatable_parameters = ("resource",)
     page_size = 100
     max_page_size = 1000
 
@@ -817,7 +823,7 @@ class JSONLinesRenderer(ExportRenderer):
     charset = None
 
 
-class EventExportView(GenericAPIView):
+class EventExportView(StrictQueryMixin, GenericAPIView):
     """Every event matching the list's filters, streamed as one file."""
 
     permission_classes = [AllowAny]

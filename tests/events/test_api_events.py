@@ -273,7 +273,11 @@ class TestFilters:
         response = api.get(URL, {"date_after": "yesterday"})
         assert response.status_code == 400
         assert response.json()["errors"] == [
-            {"parameter": "date_after", "detail": "Enter a valid date.", "code": "invalid"}
+            {
+                "parameter": "date_after",
+                "detail": "Use the format YYYY-MM-DD, e.g. 2023-11-09.",
+                "code": "invalid",
+            }
         ]
 
     def test_status_context_and_review_status(self, api, seeded):
