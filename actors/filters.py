@@ -29,7 +29,10 @@ class IdentifierField(forms.CharField):
         scheme, colon, identifier = value.partition(":")
         if not colon or not scheme or not identifier:
             raise ValidationError("Use scheme:value, e.g. wikidata:Q399.", code="invalid")
-        return normalized_identifier(scheme, identifier)
+        try:
+            return normalized_identifier(scheme, identifier)
+        except ValidationError as exc:
+            raise ValidationError(exc.messages, code="invalid") from None
 
 
 class IdentifierFilter(filters.CharFilter):

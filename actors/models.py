@@ -59,7 +59,7 @@ class IdentifierScheme:
         canonical = value.strip().upper() if self.upper else value.strip()
         if not re.fullmatch(self.pattern, canonical):
             raise ValidationError(
-                f"Not a {self.label} identifier: expected something like {self.example}.",
+                f"Not a valid {self.label}: expected something like {self.example}.",
                 code="invalid_identifier",
             )
         if self.codes is not None and canonical not in self.codes:
@@ -86,15 +86,24 @@ IDENTIFIER_SCHEMES = {
 
 
 def normalized_identifier(scheme: str, value: str) -> tuple[str, str]:
-    """(scheme, value) in canonical form, or ValidationError naming what is wrong:
-    an unknown scheme, or a value not of the scheme's form."""
+    """(scheme, value) in canonical form, or a ValidationError by field
+    (`scheme` or `value`) naming what is wrong: an unknown scheme, or a value
+    not of the scheme's form."""
     scheme = scheme.strip().lower()
     if scheme not in IDENTIFIER_SCHEMES:
         raise ValidationError(
-            f"Unknown identifier scheme {scheme!r}; use one of {', '.join(IDENTIFIER_SCHEMES)}.",
-            code="invalid_scheme",
+            {
+                "scheme": ValidationError(
+                    f"Unknown identifier scheme {scheme!r}; use one of "
+                    f"{', '.join(IDENTIFIER_SCHEMES)}.",
+                    code="invalid_scheme",
+                )
+            }
         )
-    return scheme, IDENTIFIER_SCHEMES[scheme].normalized(value)
+    try:
+        return scheme, IDENTIFIER_SCHEMES[scheme].normalized(value)
+    except ValidationError as exc:
+        raise ValidationError({"value": exc.error_list}) from None
 
 
 class ActorKind(models.TextChoices):
@@ -204,11 +213,7 @@ class ActorIdentifier(models.Model):
     """
 
     actor = models.ForeignKey(Actor, on_delete=models.CASCADE, related_name="identifiers")
-    scheme = models.SlugField(
-        max_length=30,
-        choices=[(name, scheme.label) for name, scheme in IDENTIFIER_SCHEMES.items()],
-        help_text="The system the value belongs to.",
-    )
+    scheme = models.SlugField(max_length=30, help_text="wikidata, iso3166, cameo, ...")
     value = models.CharField(max_length=200)
 
     class Meta:
@@ -233,12 +238,9 @@ class ActorIdentifier(models.Model):
         return f"{self.scheme}:{self.value}"
 
     def clean(self) -> None:
-        """The value must be of its scheme's form; it is stored in canonical case."""
-        if self.scheme in IDENTIFIER_SCHEMES and self.value:
-            try:
-                self.scheme, self.value = normalized_identifier(self.scheme, self.value)
-            except ValidationError as exc:
-                raise ValidationError({"value": exc.messages}) from None
+        """The scheme must be one of IDENTIFIER_SCHEMES and the value of its
+        form; both are stored in canonical case."""
+        self.scheme, self.value = normalized_identifier(self.scheme, self.value)
 
 
 @track_history("AffiliationSnapshot")

@@ -8,6 +8,7 @@ from drf_spectacular.utils import OpenApiExample, extend_schema_field, extend_sc
 from rest_framework import serializers
 
 from actors.models import (
+    IDENTIFIER_SCHEMES,
     Actor,
     ActorAlias,
     ActorIdentifier,
@@ -32,14 +33,21 @@ class IdentifierSerializer(StrictInputMixin, serializers.ModelSerializer):
         fields = ["scheme", "value"]
         # Uniqueness is checked against the whole actor by the service.
         validators = []
-        extra_kwargs = {"scheme": {"validators": []}, "value": {"validators": []}}
+        extra_kwargs = {
+            "scheme": {
+                "validators": [],
+                "help_text": f"One of: {', '.join(IDENTIFIER_SCHEMES)}.",
+            },
+            "value": {"validators": [], "help_text": "In the scheme's form, e.g. Q399."},
+        }
 
     def validate(self, attrs):
-        """The value must be of its scheme's form; it is kept in canonical case."""
+        """The scheme must be known and the value of its form; both are kept
+        in canonical case."""
         try:
             attrs["scheme"], attrs["value"] = normalized_identifier(attrs["scheme"], attrs["value"])
         except DjangoValidationError as exc:
-            raise serializers.ValidationError({"value": exc.messages}) from None
+            raise serializers.ValidationError(exc.message_dict) from None
         return attrs
 
 

@@ -838,6 +838,7 @@ PROBLEM_ERROR_SCHEMA = {
             "description": "JSON pointer (RFC 6901) to the invalid body value.",
         },
         "parameter": {"type": "string", "description": "Name of the invalid query parameter."},
+        "header": {"type": "string", "description": "Name of the invalid request header."},
         "detail": {"type": "string"},
         "code": {"type": "string"},
     },

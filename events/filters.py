@@ -10,6 +10,7 @@ from django.contrib.postgres.search import SearchQuery
 from django.db.models import BooleanField, Exists, OuterRef, Q, QuerySet
 from django.db.models.expressions import RawSQL
 from django.http import QueryDict
+from drf_spectacular.contrib.django_filters import DjangoFilterExtension
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 
@@ -192,6 +193,30 @@ class CountryFilter(AnyOfFilter):
         kwargs.setdefault("pattern", COUNTRY_CODE_RE.strip("^$"))
         kwargs.setdefault("message", "use a three-letter ISO 3166-1 alpha-3 code, e.g. ARM.")
         super().__init__(*args, **kwargs)
+
+
+class FilterSchema(DjangoFilterExtension):
+    """drf-spectacular's description of django-filter parameters, with two
+    corrections: a filter whose type is declared (`extend_schema_field`, as
+    IdFilter does) keeps its help text, and a repeatable filter over an array
+    column (`context`) takes single values, not arrays."""
+
+    target_class = "events.api.FilterBackend"
+    priority = 1
+
+    def resolve_filter_field(self, auto_schema, model, filterset_class, field_name, filter_field):
+        parameters = super().resolve_filter_field(
+            auto_schema, model, filterset_class, field_name, filter_field
+        )
+        for parameter in parameters:
+            if not parameter.get("description"):
+                description = self._get_field_description(filter_field, None)
+                if description:
+                    parameter["description"] = description
+            schema = parameter["schema"]
+            if schema.get("type") == "array" and schema["items"].get("type") == "array":
+                schema["items"] = schema["items"]["items"]
+        return parameters
 
 
 def search_query(text: str) -> SearchQuery:

@@ -49,12 +49,13 @@ class IsoDateField(serializers.DateField):
         return super().to_internal_value(value)
 
 
+# For every input serializer: a body key that is not a writable field is an
+# error with its own pointer, not silently dropped, whether it is misspelt
+# (`titel`) or read-only (`id`, `revision`, `url`, `created_at`). Nested input
+# serializers (participants, evidence, identifiers) use it too. Dates are
+# YYYY-MM-DD only. (A comment, not a docstring: the OpenAPI document would take
+# a docstring as the description of every serializer without one of its own.)
 class StrictInputMixin:
-    """For every input serializer: a body key that is not a writable field is
-    an error with its own pointer, not silently dropped, whether it is
-    misspelt (`titel`) or read-only (`id`, `revision`, `url`, `created_at`).
-    Nested input serializers (participants, evidence, identifiers) use it too.
-    Dates are YYYY-MM-DD only."""
 
     serializer_field_mapping = {
         **serializers.ModelSerializer.serializer_field_mapping,

@@ -83,7 +83,7 @@ def test_keys_belong_to_one_client(writer, token_client):
 def test_a_malformed_key_is_refused(writer, key):
     response = writer.post(URL, BODY, format="json", HTTP_IDEMPOTENCY_KEY=key)
     assert response.status_code == 400
-    assert response.json()["errors"][0]["parameter"] == "Idempotency-Key"
+    assert response.json()["errors"][0]["header"] == "Idempotency-Key"
     assert not Actor.objects.filter(slug="georgia").exists()
 
 
