@@ -56,7 +56,6 @@ class IsoDateField(serializers.DateField):
 # YYYY-MM-DD only. (A comment, not a docstring: the OpenAPI document would take
 # a docstring as the description of every serializer without one of its own.)
 class StrictInputMixin:
-
     serializer_field_mapping = {
         **serializers.ModelSerializer.serializer_field_mapping,
         models.DateField: IsoDateField,
