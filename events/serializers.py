@@ -5,6 +5,7 @@ of a record without further calls; write serializers (`EventWriteSerializer`,
 ...) take ids and validate input before the services store it.
 """
 
+import re
 from collections.abc import Mapping
 
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -49,6 +50,24 @@ class IsoDateField(serializers.DateField):
         return super().to_internal_value(value)
 
 
+class IdField(serializers.PrimaryKeyRelatedField):
+    """A record's id: a whole number (or a string of digits), never a float, a
+    boolean or a list; an id no record can have is "does not exist"."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int | str):
+            self.fail("incorrect_type", data_type=type(data).__name__)
+        if isinstance(data, str) and not _DIGITS.fullmatch(data):
+            self.fail("incorrect_type", data_type="str")
+        if not 0 < int(data) <= MAX_ID:
+            self.fail("does_not_exist", pk_value=data)
+        return super().to_internal_value(data)
+
+
+_DIGITS = re.compile(r"[0-9]{1,19}")
+MAX_ID = 2**63 - 1  # bigint
+
+
 # For every input serializer: a body key that is not a writable field is an
 # error with its own pointer, not silently dropped, whether it is misspelt
 # (`titel`) or read-only (`id`, `revision`, `url`, `created_at`). Nested input
@@ -60,6 +79,7 @@ class StrictInputMixin:
         **serializers.ModelSerializer.serializer_field_mapping,
         models.DateField: IsoDateField,
     }
+    serializer_related_field = IdField
 
     def to_internal_value(self, data):
         unexpected = {}
@@ -134,7 +154,7 @@ class EvidenceInputSerializer(StrictInputMixin, serializers.Serializer):
     """A span to cite: give `start` and `end`, or the exact `quote` (with
     `occurrence` when it appears more than once) and the offsets are found."""
 
-    source = serializers.PrimaryKeyRelatedField(queryset=Source.objects.all())
+    source = IdField(queryset=Source.objects.all())
     start = serializers.IntegerField(min_value=0, required=False)
     end = serializers.IntegerField(min_value=1, required=False)
     quote = serializers.CharField(required=False, trim_whitespace=False)
@@ -299,7 +319,7 @@ class ParticipantSerializer(serializers.ModelSerializer):
 
 
 class ParticipantInputSerializer(StrictInputMixin, serializers.Serializer):
-    actor = serializers.PrimaryKeyRelatedField(queryset=Actor.objects.all())
+    actor = IdField(queryset=Actor.objects.all())
     role = serializers.ChoiceField(choices=ParticipantRole.choices)
 
 
@@ -613,15 +633,9 @@ class StatementWriteSerializer(StrictInputMixin, DatedInputMixin, serializers.Mo
     """Lists given (targets, about_actors, about_events, evidence) replace the
     current ones. A verbatim `quote` must lie inside one of the cited spans."""
 
-    targets = serializers.PrimaryKeyRelatedField(
-        queryset=Actor.objects.all(), many=True, required=False
-    )
-    about_actors = serializers.PrimaryKeyRelatedField(
-        queryset=Actor.objects.all(), many=True, required=False
-    )
-    about_events = serializers.PrimaryKeyRelatedField(
-        queryset=Event.objects.all(), many=True, required=False
-    )
+    targets = IdField(queryset=Actor.objects.all(), many=True, required=False)
+    about_actors = IdField(queryset=Actor.objects.all(), many=True, required=False)
+    about_events = IdField(queryset=Event.objects.all(), many=True, required=False)
     evidence = EvidenceInputSerializer(many=True, allow_empty=False)
 
     class Meta:

@@ -183,6 +183,22 @@ def test_well_formed_cursors_still_page(api):
     assert ids(api.get("/api/v1/actors/", {"cursor": crafted})) == {actors[1].pk}
 
 
+@pytest.mark.parametrize(
+    "raw", ["1e400", "1.0", "true", "[1]", '{"id": 1}', '"1e3"', '"-1"', "0", str(2**63)]
+)
+def test_an_id_in_a_body_that_no_record_can_have_is_a_400(token_client, raw):
+    source = SourceFactory()
+    body = (
+        '{"type": "CONSULT", "title": "x", "date_end": "2023-01-01", '
+        f'"participants": [{{"actor": {raw}, "role": "target"}}], '
+        f'"evidence": [{{"source": {source.pk}, "start": 0, "end": 5}}], "place": {raw}}}'
+    )
+    response = token_client("add_event").post(
+        "/api/v1/events/", body, content_type="application/json"
+    )
+    assert set(body_errors(response)) == {"/participants/0/actor", "/place"}
+
+
 # 2. Deeply nested JSON bodies ---------------------------------------------------
 
 
