@@ -442,12 +442,12 @@ def check_if_match(header: str) -> None:
     items = [item.strip() for item in header.split(",")]
     for item in items:
         match = _ENTITY_TAG.fullmatch(item)
-        if match and match.group(1):
+        if match and match.group(1) and _REVISION_TAG.fullmatch(match.group(2)):
             problem = (
                 f"{item} is a weak ETag; If-Match compares strongly, so it never matches. "
                 f'Send the ETag as the record gives it, like "{match.group(2)}".'
             )
-        elif match and not _REVISION_TAG.fullmatch(match.group(2)):
+        elif match and (match.group(1) or not _REVISION_TAG.fullmatch(match.group(2))):
             problem = (
                 f"{item} is not an ETag of this API: ETags are revisions in double "
                 'quotes, like "3". Send the record\'s ETag, or * for any revision.'
