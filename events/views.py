@@ -38,6 +38,7 @@ from events.api import (
     PreconditionRequired,
     StrictQueryMixin,
     check_if_match,
+    date_from_iso,
     problem_response,
 )
 from events.export import FORMATS as EXPORT_FORMATS
@@ -305,6 +306,11 @@ class ServiceViewSet(StrictQueryMixin, viewsets.ModelViewSet):
         try:
             moment = serializers.DateTimeField().to_internal_value(raw)
         except serializers.ValidationError as exc:
+            try:  # well formed, but a day that does not exist: say which
+                date_from_iso(raw[:10])
+            except ValueError as impossible:
+                if str(impossible).startswith("Not a valid date"):
+                    raise InvalidQuery({"as_of": [str(impossible)]}) from None
             raise InvalidQuery({"as_of": exc.detail}) from None
         pk = self.kwargs["pk"]
         past = [r for r in revisions(self.queryset.model, pk) if r.time <= moment]

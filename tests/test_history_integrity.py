@@ -390,3 +390,12 @@ class TestFeedUnderConcurrentTransactions:
             url = body["next"]
         created = [c["id"] for c in changes if c["action"] == "create"]
         assert len(created) == len(set(created)) == 8
+
+
+def test_an_impossible_as_of_says_it_is_impossible(api):
+    actor = ActorFactory()
+    response = api.get(f"/api/v1/actors/{actor.pk}/", {"as_of": "2023-02-30T00:00:00Z"})
+    assert response.status_code == 400
+    error = response.json()["errors"][0]
+    assert error["parameter"] == "as_of"
+    assert "February 2023 has no day 30" in error["detail"]
