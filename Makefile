@@ -63,7 +63,9 @@ load: export SECRET_KEY ?= insecure-test-only-key
 load: install
 	$(BIN)/pytest -m load -s tests/test_load.py
 
-# Schemathesis against the live service: at least 2,000 cases, no failure.
+# Fuzzing against the live service with a fresh seed, printed first (FUZZ_SEED=<n> make fuzz
+# replays a run): real and mutated cursors on every list, then Schemathesis with writes
+# (at least 2,000 cases): no 5xx, no failure. 2.5 to 4 minutes on 2 cores.
 fuzz: export SECRET_KEY ?= insecure-test-only-key
 fuzz: install
 	$(BIN)/pytest -m fuzz -s tests/test_fuzz.py
