@@ -9,13 +9,17 @@ a resource's revisions, and its full representation at any revision or time.
 """
 
 import datetime
+import hashlib
+import hmac
 import re
+import urllib.parse
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import pghistory
+from django.conf import settings
 from django.db import models
 from django.http import HttpRequest, HttpResponse
 
@@ -41,17 +45,20 @@ SAFE_METHODS = ("GET", "HEAD", "OPTIONS", "TRACE")
 
 
 class RequestContextMiddleware:
-    """Gives every request an id (the client's `X-Request-ID` when it is sane)
-    and records, for every write it makes, the channel (api, admin, web), the
-    request id, the path, and the user when the session already knows them.
-    The API adds the token's user and the client's reason itself."""
+    """Gives every request an id of the server's own (answered in
+    `X-Request-ID`) and records, for every write it makes, the channel (api,
+    admin, web), that id, the client's own `X-Request-ID` when it sent a sane
+    one (as `client_request_id`: the client chose it, so it proves nothing),
+    the path, and the user when the session already knows them. The API adds
+    the token's user and the client's reason itself."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         given = request.headers.get("X-Request-ID", "")
-        request.request_id = given if REQUEST_ID_RE.match(given) else uuid.uuid4().hex
+        request.request_id = uuid.uuid4().hex
+        request.client_request_id = given if REQUEST_ID_RE.match(given) else None
         if request.method in SAFE_METHODS:
             response = self.get_response(request)
         else:
@@ -65,6 +72,8 @@ def request_metadata(request: HttpRequest) -> dict[str, Any]:
     path = request.path
     via = "api" if path.startswith("/api/") else "admin" if path.startswith("/admin/") else "web"
     metadata: dict[str, Any] = {"via": via, "request_id": request.request_id, "url": path}
+    if getattr(request, "client_request_id", None):
+        metadata["client_request_id"] = request.client_request_id
     user = getattr(request, "user", None)
     if user is not None and user.is_authenticated:
         metadata.update(user=user.pk, username=user.get_username(), auth="session")
@@ -81,7 +90,7 @@ def record_api_context(request) -> None:
             username=request.user.get_username(),
             auth="token" if request.auth is not None else "session",
         )
-    reason = request.headers.get(REASON_HEADER, "").strip()
+    reason = header_text(request.headers.get(REASON_HEADER, ""), REASON_HEADER).strip()
     if len(reason) > MAX_REASON_LENGTH:
         message = f"At most {MAX_REASON_LENGTH} characters; this one has {len(reason)}."
         raise InvalidHeader({REASON_HEADER: [message]})
@@ -89,6 +98,27 @@ def record_api_context(request) -> None:
         metadata["reason"] = reason
     if metadata:
         pghistory.context(**metadata)
+
+
+def header_text(raw: str, name: str) -> str:
+    """A header's text, exact: UTF-8 as sent (a WSGI server hands headers
+    over decoded as ISO-8859-1, which garbles "café"), or an RFC 8187
+    extended value (`UTF-8''caf%C3%A9`). Bytes that are neither are refused."""
+    if raw[:7].lower() == "utf-8''":
+        try:
+            return urllib.parse.unquote(raw[7:], encoding="utf-8", errors="strict")
+        except UnicodeDecodeError:
+            raise InvalidHeader(
+                {name: ["The RFC 8187 value does not decode as UTF-8."]}
+            ) from None
+    try:
+        return raw.encode("latin-1").decode("utf-8")
+    except UnicodeEncodeError:  # already text (a server that decodes UTF-8 itself)
+        return raw
+    except UnicodeDecodeError:
+        raise InvalidHeader(
+            {name: ["Send the text as UTF-8, or as an RFC 8187 value (UTF-8''...)."]}
+        ) from None
 
 
 # Reading ----------------------------------------------------------------------
@@ -249,17 +279,34 @@ Reconstruction.CHILDREN = {
 
 
 def with_representations(
-    model: type[models.Model], pk: Any, render: Callable[[models.Model], dict]
+    model: type[models.Model],
+    pk: Any,
+    render: Callable[[models.Model], dict],
+    *,
+    only: Iterable[int] | None = None,
 ) -> list[Revision]:
     """The record's revisions, each with its full representation (None once
-    deleted) and the top-level fields that changed from the revision before."""
+    deleted) and the top-level fields that changed from the revision before.
+    With `only` (revision numbers), just those revisions are rendered, with
+    the ones before them to compare against: a page of a long history costs
+    what the page holds."""
     history = revisions(model, pk)
+    wanted = None if only is None else set(only)
     builder = Reconstruction(model, pk)
     before: dict | None = None
-    for entry in history:
+    for index, entry in enumerate(history):
+        following = history[index + 1] if index + 1 < len(history) else None
+        needed = (
+            wanted is None
+            or entry.revision in wanted
+            or (following is not None and following.revision in wanted)
+        )
+        if not needed:
+            before = None
+            continue
         entry.representation = render(builder.at(entry.snapshot)) if entry.snapshot else None
         after = entry.representation
-        if after is not None:
+        if after is not None and (wanted is None or entry.revision in wanted):
             keys = [k for k in after if k not in ("revision", "updated_at")]
             entry.changes = {
                 key: {"before": (before or {}).get(key), "after": after[key]}
@@ -270,11 +317,37 @@ def with_representations(
     return history
 
 
-def context_summary(metadata: dict[str, Any]) -> dict[str, Any]:
+def context_summary(metadata: dict[str, Any], *, public: bool = False) -> dict[str, Any]:
+    """Who made a revision, through what and why. The public (anonymous
+    readers) sees a stable pseudonym for the writer instead of the account
+    name, and neither the way they signed in nor the request ids: account
+    names would feed login guessing."""
+    user = metadata.get("username")
+    if public:
+        return {
+            "user": writer_pseudonym(metadata.get("user"), user),
+            "auth": None,
+            "via": metadata.get("via"),
+            "request_id": None,
+            "client_request_id": None,
+            "reason": metadata.get("reason"),
+        }
     return {
-        "user": metadata.get("username"),
+        "user": user,
         "auth": metadata.get("auth"),
         "via": metadata.get("via"),
         "request_id": metadata.get("request_id"),
+        "client_request_id": metadata.get("client_request_id"),
         "reason": metadata.get("reason"),
     }
+
+
+def writer_pseudonym(user_id: Any, username: str | None) -> str | None:
+    """The same writer always gets the same name, which says nothing of the
+    account: `writer-` and 8 hex digits of a keyed hash of the user id."""
+    if user_id is None and username is None:
+        return None
+    digest = hmac.new(
+        settings.SECRET_KEY.encode(), f"writer:{user_id}:{username}".encode(), hashlib.sha256
+    )
+    return f"writer-{digest.hexdigest()[:8]}"

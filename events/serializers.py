@@ -666,12 +666,26 @@ class HistoryEntrySerializer(serializers.Serializer):
     revision = serializers.IntegerField()
     action = serializers.ChoiceField(choices=ChangeAction.choices)
     time = serializers.DateTimeField()
-    user = serializers.CharField(allow_null=True, help_text="Who made the change, if known.")
-    auth = serializers.CharField(allow_null=True, help_text="token or session.")
+    user = serializers.CharField(
+        allow_null=True,
+        help_text="Who made the change, if known: the account name for signed-in readers, "
+        "a stable pseudonym (writer-1a2b3c4d) for anonymous ones.",
+    )
+    auth = serializers.CharField(
+        allow_null=True, help_text="token or session (signed-in readers)."
+    )
     via = serializers.CharField(
         allow_null=True, help_text="Through what: api, admin, seed, shell; null for raw SQL."
     )
-    request_id = serializers.CharField(allow_null=True)
+    request_id = serializers.CharField(
+        allow_null=True,
+        help_text="The server's id of the request that made the change (signed-in readers).",
+    )
+    client_request_id = serializers.CharField(
+        allow_null=True,
+        help_text="The X-Request-ID the client sent, if any: chosen by the client, so it "
+        "proves nothing (signed-in readers).",
+    )
     reason = serializers.CharField(allow_null=True, help_text="The reason the writer gave.")
     changes = serializers.DictField(
         child=serializers.DictField(),
@@ -681,6 +695,9 @@ class HistoryEntrySerializer(serializers.Serializer):
 
 
 class HistorySerializer(serializers.Serializer):
+    next = serializers.URLField(
+        allow_null=True, help_text="The next, older page, or null on the last page."
+    )
     results = HistoryEntrySerializer(many=True)
 
 

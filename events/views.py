@@ -111,6 +111,8 @@ NAME_ORDERINGS = {
     "-id": ("-id",),
 }
 ID_ORDERINGS = {"id": ("id",), "-id": ("-id",)}
+HISTORY_PAGE_SIZE = 50
+HISTORY_MAX_PAGE_SIZE = 500
 
 
 def crud_docs(singular: str, plural: str, about: str, read, write, *, delete: bool = True) -> dict:
@@ -175,8 +177,20 @@ def crud_docs(singular: str, plural: str, about: str, read, write, *, delete: bo
         operation_id=f"{plural}_history_list",
         summary=f"List the revisions of {a_singular}",
         description="Newest first: when, who, through what (api, admin, seed, shell), the "
-        "request id, the reason given, and the fields that changed with their values "
-        "before and after. A deleted record keeps its history.",
+        "request ids, the reason given, and the fields that changed with their values "
+        "before and after. A deleted record keeps its history. Paginated like every "
+        "list: follow `next`. Anonymous readers see each writer as a stable pseudonym "
+        "(`writer-1a2b3c4d`) and no sign-in method or request ids; signed-in users see "
+        "the account names.",
+        parameters=[
+            OpenApiParameter("cursor", str, description="Opaque position from `next`."),
+            OpenApiParameter(
+                "page_size",
+                int,
+                description=f"Revisions per page, 1 to {HISTORY_MAX_PAGE_SIZE} "
+                f"(default {HISTORY_PAGE_SIZE}).",
+            ),
+        ],
         responses={200: HistorySerializer},
     )
     docs["history_revision"] = extend_schema(
@@ -255,7 +269,7 @@ class ServiceViewSet(StrictQueryMixin, viewsets.ModelViewSet):
 
     write_serializer_class = None
     http_method_names = ["get", "post", "put", "patch", "delete", "head", "options"]
-    query_parameters = {"retrieve": ("as_of",)}
+    query_parameters = {"retrieve": ("as_of",), "history": ("cursor", "page_size")}
     lookup_value_converter = "int"
 
     def get_serializer_class(self):
@@ -410,13 +424,25 @@ class ServiceViewSet(StrictQueryMixin, viewsets.ModelViewSet):
 
     @action(detail=True, methods=["get"], url_path="history", pagination_class=None)
     def history(self, request, pk=None):
-        entries = self.history_entries(pk)
+        model = self.queryset.model
+        if not has_history(model, pk):
+            raise exceptions.NotFound("No record with this id has ever existed.")
+        size = history_page_size(request.query_params.get("page_size"))
+        older_than = decode_history_cursor(request.query_params.get("cursor"))
+        newest_first = [
+            entry.revision
+            for entry in reversed(revisions(model, pk))
+            if older_than is None or entry.revision < older_than
+        ]
+        page = newest_first[:size]
+        entries = with_representations(model, pk, self.render, only=page)
+        public = not request.user.is_authenticated
         results = [
             {
                 "revision": entry.revision,
                 "action": entry.action,
                 "time": entry.time,
-                **context_summary(entry.context),
+                **context_summary(entry.context, public=public),
                 "changes": entry.changes,
                 "url": request.build_absolute_uri(
                     reverse(
@@ -426,8 +452,14 @@ class ServiceViewSet(StrictQueryMixin, viewsets.ModelViewSet):
                 ),
             }
             for entry in reversed(entries)
+            if entry.revision in page
         ]
-        return Response(HistorySerializer({"results": results}).data)
+        next_link = None
+        if len(newest_first) > size:
+            next_link = replace_query_param(
+                request.build_absolute_uri(), "cursor", encode_history_cursor(page[-1])
+            )
+        return Response(HistorySerializer({"next": next_link, "results": results}).data)
 
     @action(
         detail=True,
@@ -437,17 +469,16 @@ class ServiceViewSet(StrictQueryMixin, viewsets.ModelViewSet):
         pagination_class=None,
     )
     def history_revision(self, request, pk=None, revision=None):
-        entry = next((e for e in self.history_entries(pk) if e.revision == revision), None)
+        model = self.queryset.model
+        if not has_history(model, pk):
+            raise exceptions.NotFound("No record with this id has ever existed.")
+        entries = with_representations(model, pk, self.render, only=[revision])
+        entry = next((e for e in entries if e.revision == revision), None)
         if entry is None:
             raise exceptions.NotFound(f"The record has no revision {revision}.")
         if entry.representation is None:
             raise Gone(self.history_url(pk))
         return Response(entry.representation, headers={"ETag": revision_etag(entry.revision)})
-
-    def history_entries(self, pk):
-        if not has_history(self.queryset.model, pk):
-            raise exceptions.NotFound("No record with this id has ever existed.")
-        return with_representations(self.queryset.model, pk, self.render)
 
     def perform_service_create(self, data: dict) -> models.Model:
         raise NotImplementedError
@@ -769,6 +800,35 @@ class ChangeFeedView(StrictQueryMixin, APIView):
             for instance in queryset:
                 found[(resource, instance.pk)] = serializer_class(instance, context=context).data
         return found
+
+
+def history_page_size(raw: str | None) -> int:
+    if raw is None:
+        return HISTORY_PAGE_SIZE
+    if not raw.isdigit() or not 1 <= int(raw) <= HISTORY_MAX_PAGE_SIZE:
+        raise InvalidQuery(
+            {"page_size": [f"Must be a whole number from 1 to {HISTORY_MAX_PAGE_SIZE}."]}
+        )
+    return int(raw)
+
+
+def encode_history_cursor(revision: int) -> str:
+    token = json.dumps({"r": revision}, separators=(",", ":"))
+    return base64.urlsafe_b64encode(token.encode()).decode().rstrip("=")
+
+
+def decode_history_cursor(cursor: str | None) -> int | None:
+    """The revision a history page continues below."""
+    if cursor is None:
+        return None
+    try:
+        value = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        revision = value["r"]
+        if type(revision) is int and 1 <= revision < 2**31:
+            return revision
+    except (ValueError, TypeError, KeyError, binascii.Error, UnicodeDecodeError):
+        pass
+    raise InvalidQuery({"cursor": ["Invalid cursor; use the `next` link of a history page."]})
 
 
 def encode_feed_cursor(commit_seq: int, change_id: int) -> str:

@@ -433,7 +433,10 @@ class LedgerMachine(RuleBasedStateMachine):
             return
         record = self.records[self.touched]
         api = self.anonymous
-        entries = list(reversed(api.get(f"{record.url}history/").json()["results"]))
+        # Signed in, the history names the writers' accounts.
+        entries = list(
+            reversed(self.client_for["alice"].get(f"{record.url}history/").json()["results"])
+        )
         assert [(e["revision"], e["action"], e["user"], e["reason"]) for e in entries] == (
             record.history
         )
