@@ -6,6 +6,7 @@ variables, never by a second settings file.
 
 import os
 import warnings
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -80,15 +81,32 @@ def embedded_database(data_dir: Path, name: str) -> dict:
 
 DEBUG = env_bool("DEBUG", False)
 
+# Secret key. With DEBUG off it must be set, and must not be one that is
+# published: the placeholders of the docs (they begin "change-me"; the one the
+# docs had before is listed), Django's generated development keys, or this
+# file's own development key. `check --deploy` accepts a long placeholder.
+_DEVELOPMENT_SECRET_KEY = "insecure-development-key-do-not-use-in-production"
+_PUBLISHED_SECRET_KEYS = {
+    _DEVELOPMENT_SECRET_KEY,
+    "replace-with-50-random-characters-from-secrets.token_urlsafe-a1b2c3d4e5",
+}
+_PUBLISHED_SECRET_KEY_PREFIXES = ("change-me", "django-insecure-")
+_NEW_SECRET_KEY = "python -c 'import secrets; print(secrets.token_urlsafe(50))'"
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
 if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured(
             "SECRET_KEY is not set and DEBUG is off. Set SECRET_KEY to a long random "
-            "value (for example: python -c 'import secrets; print(secrets.token_urlsafe(50))'), "
-            "or set DEBUG=1 for local development."
+            f"value (for example: {_NEW_SECRET_KEY}), or set DEBUG=1 for local development."
         )
-    SECRET_KEY = "insecure-development-key-do-not-use-in-production"
+    SECRET_KEY = _DEVELOPMENT_SECRET_KEY
+elif not DEBUG and (
+    SECRET_KEY in _PUBLISHED_SECRET_KEYS or SECRET_KEY.startswith(_PUBLISHED_SECRET_KEY_PREFIXES)
+):
+    raise ImproperlyConfigured(
+        "SECRET_KEY is a published placeholder or development key and DEBUG is off. "
+        f"Set SECRET_KEY to a long random value of your own (for example: {_NEW_SECRET_KEY})."
+    )
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
@@ -111,6 +129,7 @@ INSTALLED_APPS = [
     "pghistory.admin",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "axes",
     "actors",
     "events",
 ]
@@ -127,9 +146,19 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
+    # Last, as django-axes requires: answers a login attempt it has locked out.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
+# Where the admin is served (config/urls.py): a path of its own keeps it out of
+# reach of scanners that try /admin/.
+ADMIN_URL = os.environ.get("ADMIN_URL", "admin/")
+if not ADMIN_URL.endswith("/") or ADMIN_URL.startswith("/"):
+    raise ImproperlyConfigured(
+        f"ADMIN_URL must be a path without a leading slash, ending with one "
+        f"(e.g. curation/); got {ADMIN_URL!r}."
+    )
 WSGI_APPLICATION = "config.wsgi.application"
 
 TEMPLATES = [
@@ -179,6 +208,38 @@ EXPORT_PARALLEL_MIN_EVENTS = env_int("EXPORT_PARALLEL_MIN_EVENTS", 100_000)
 EXPORT_SLICE_EVENTS = env_int("EXPORT_SLICE_EVENTS", 25_000)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Login lockout (django-axes). The admin's and the browsable API's login forms
+# lock a user name out from one client address after LOGIN_FAILURE_LIMIT failed
+# attempts, for LOGIN_LOCKOUT_MINUTES since the last one, answering 429 without
+# checking the password (so guessing costs no hashing); other users and other
+# addresses are not affected, and a successful login forgets the failures.
+# Attempts are kept in the database (Axes admin pages: delete one to unlock).
+# Token-authenticated API requests never log in, so they are neither counted
+# nor refused. The client address is the one the throttles use (NUM_PROXIES).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_LOCKOUT_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# Attempts while locked out are refused but not recorded: the lock is not
+# extended, and the attempt's record (which appends each try) stays small.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_CLIENT_IP_CALLABLE = "config.settings.client_address"
+
+
+def client_address(request) -> str | None:
+    """The client's address as DRF's throttles identify it: REMOTE_ADDR, or with
+    NUM_PROXIES trusted proxies in front, the address the outermost of them saw."""
+    from rest_framework.throttling import BaseThrottle
+
+    return BaseThrottle().get_ident(request)
+
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -240,6 +301,8 @@ CONTENT_SECURITY_POLICY = {
 
 # Request bodies larger than this are refused with 413 (bytes).
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MAX_REQUEST_BODY_BYTES", 1_000_000)
+# Items in one list of a write body (evidence, participants, aliases, ...).
+API_MAX_LIST_ITEMS = env_int("API_MAX_LIST_ITEMS", 200)
 
 # How long an Idempotency-Key is remembered.
 IDEMPOTENCY_KEY_TTL_HOURS = env_int("IDEMPOTENCY_KEY_TTL_HOURS", 24)
@@ -256,6 +319,15 @@ if os.environ.get("CACHE_URL"):
     }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# Client identity behind proxies: how many proxies in front append to
+# X-Forwarded-For. 0 (the default) ignores the header, which any client can
+# write, and counts REMOTE_ADDR; with N, the N-th address from the right (the one
+# the outermost trusted proxy saw) is the client. Throttles and the login lockout
+# both count clients this way.
+NUM_PROXIES = env_int("NUM_PROXIES", 0)
+if NUM_PROXIES < 0:
+    raise ImproperlyConfigured(f"NUM_PROXIES must be 0 or more; got {NUM_PROXIES}.")
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -278,6 +350,7 @@ REST_FRAMEWORK = {
         "anon": os.environ.get("THROTTLE_ANON", "300/min"),
         "user": os.environ.get("THROTTLE_USER", "1200/min"),
     },
+    "NUM_PROXIES": NUM_PROXIES,
     "EXCEPTION_HANDLER": "events.api.problem_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_VERSIONING_CLASS": None,
@@ -328,6 +401,7 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    # pgserver narrates every start and stop of the embedded server at INFO.
-    "loggers": {"pgserver": {"level": "WARNING"}},
+    # pgserver narrates every start and stop of the embedded server at INFO;
+    # django-axes logs its start at INFO; failures and lockouts at WARNING.
+    "loggers": {"pgserver": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
 }

@@ -8,6 +8,7 @@ of a record without further calls; write serializers (`EventWriteSerializer`,
 import re
 from collections.abc import Mapping
 
+from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import models
 from django.db.models import Prefetch
@@ -61,7 +62,13 @@ class IdField(serializers.PrimaryKeyRelatedField):
             self.fail("incorrect_type", data_type="str")
         if not 0 < int(data) <= MAX_ID:
             self.fail("does_not_exist", pk_value=data)
-        return super().to_internal_value(data)
+        # Each record once per request: two thousand evidence items citing one
+        # source read its text once, not two thousand times.
+        loaded = self.context.setdefault("_loaded_records", {})
+        key = (self.get_queryset().model, int(data))
+        if key not in loaded:
+            loaded[key] = super().to_internal_value(data)
+        return loaded[key]
 
 
 _DIGITS = re.compile(r"[0-9]{1,19}")
@@ -88,6 +95,21 @@ class StrictInputMixin:
             for key in data:
                 if key not in writable:
                     unexpected[key] = [self._unexpected_field(str(key), writable)]
+            limit = settings.API_MAX_LIST_ITEMS
+            for key, value in data.items():
+                if isinstance(value, list) and len(value) > limit:
+                    # Refused before any item is looked at: one write stays bounded.
+                    raise serializers.ValidationError(
+                        {
+                            key: [
+                                ErrorDetail(
+                                    f"At most {limit} items per list; this one has {len(value)}. "
+                                    "Split the change into several writes.",
+                                    code="too_many_items",
+                                )
+                            ]
+                        }
+                    )
         try:
             value = super().to_internal_value(data)
         except serializers.ValidationError as exc:
@@ -671,9 +693,7 @@ class HistoryEntrySerializer(serializers.Serializer):
         help_text="Who made the change, if known: the account name for signed-in readers, "
         "a stable pseudonym (writer-1a2b3c4d) for anonymous ones.",
     )
-    auth = serializers.CharField(
-        allow_null=True, help_text="token or session (signed-in readers)."
-    )
+    auth = serializers.CharField(allow_null=True, help_text="token or session (signed-in readers).")
     via = serializers.CharField(
         allow_null=True, help_text="Through what: api, admin, seed, shell; null for raw SQL."
     )

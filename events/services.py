@@ -88,7 +88,12 @@ def evidence_attach(*, record: models.Model, spans: Sequence[Span]) -> list[Evid
             quote=span.quote,
             **{owner_field: record},
         )
-        row.full_clean()
+        # Fields, the model's own rules and its constraints, like full_clean(),
+        # but the source and the record are not looked up again: both are at
+        # hand, and a thousand items would cost a thousand queries.
+        row.clean_fields(exclude=["source", owner_field])
+        row.clean()
+        row.validate_constraints()
         rows.append(row)
     return Evidence.objects.bulk_create(rows)
 
