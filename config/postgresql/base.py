@@ -8,6 +8,10 @@ connection finished its last request without a database error less than
 `TRUSTED_FOR` seconds ago. A request that meets a server restart gets an
 error, and Django closes that connection at its end; so the next request on
 it connects anew, as before.
+
+A web process connects as `SERVING_ROLE` when the settings name one
+(events/database_role.py): the server switches to that role as the
+connection starts, at no extra round trip.
 """
 
 import time
@@ -22,6 +26,13 @@ SERVED_UID = "eventledger-connection-served"
 
 class DatabaseWrapper(base.DatabaseWrapper):
     served_at: float | None = None  # when it last finished a request without error
+
+    def get_connection_params(self):
+        params = super().get_connection_params()
+        role = self.settings_dict.get("SERVING_ROLE")
+        if role:
+            params["options"] = f"{params.get('options', '')} -c role={role}".strip()
+        return params
 
     def close_if_health_check_failed(self):
         if (
