@@ -5,6 +5,7 @@ variables, never by a second settings file.
 """
 
 import os
+import re
 import warnings
 from datetime import timedelta
 from pathlib import Path
@@ -200,12 +201,49 @@ _database.setdefault("OPTIONS", {})["options"] = (
     f"-c statement_timeout={DATABASE_STATEMENT_TIMEOUT_MS}"
 )
 DATABASES = {"default": _database}
+# The role web processes run as: may read and write rows, may add history but
+# not change it (events/database_role.py). Empty: run as the connecting user.
+DATABASE_APP_ROLE = os.environ.get("DATABASE_APP_ROLE", "ledger_app")
+if DATABASE_APP_ROLE and not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", DATABASE_APP_ROLE):
+    raise ImproperlyConfigured(
+        "DATABASE_APP_ROLE must be a plain role name (lower-case letters, digits, _)."
+    )
 # Streaming exports (GET /api/v1/events/export) may run this long (milliseconds).
 EXPORT_TIMEOUT_MS = env_int("EXPORT_TIMEOUT_MS", 600_000)
 # An unfiltered export of at least this many events is made in slices of about
 # EXPORT_SLICE_EVENTS events by two database connections at once.
 EXPORT_PARALLEL_MIN_EVENTS = env_int("EXPORT_PARALLEL_MIN_EVENTS", 100_000)
 EXPORT_SLICE_EVENTS = env_int("EXPORT_SLICE_EVENTS", 25_000)
+
+
+# Bounds on search and export, against clients that use them as weapons
+# (docs/api.md, "Search" and "Export"). A search (`q` on the event and
+# statement lists and the export) runs under a statement timeout of its own, in
+# milliseconds (0: only DATABASE_STATEMENT_TIMEOUT_MS), and has a rate of its
+# own besides THROTTLE_ANON/THROTTLE_USER: per address, and per signed-in user.
+def env_rate(name: str, default: str) -> str:
+    """A request rate as DRF reads it: N/second, N/min, N/hour, N/day."""
+    rate = os.environ.get(name) or default
+    count, _, period = rate.partition("/")
+    if not count.isdigit() or period[:1] not in ("s", "m", "h", "d"):
+        raise ImproperlyConfigured(f"{name} must be a rate such as 30/min; got {rate!r}.")
+    return rate
+
+
+SEARCH_TIMEOUT_MS = env_int("SEARCH_TIMEOUT_MS", 3000)
+THROTTLE_SEARCH = env_rate("THROTTLE_SEARCH", "30/min")
+THROTTLE_SEARCH_USER = env_rate("THROTTLE_SEARCH_USER", "300/min")
+# Anonymous clients may export at most this many events (0: only signed-in users
+# may export); signed-in users, any number.
+EXPORT_ANON_MAX_ROWS = env_int("EXPORT_ANON_MAX_ROWS", 10_000)
+# Exports running at once: in all, per anonymous address, per user (0: no
+# limit). Counted in the cache: across server processes with CACHE_URL.
+EXPORT_MAX_CONCURRENT = env_int("EXPORT_MAX_CONCURRENT", 2)
+EXPORT_MAX_CONCURRENT_ANON = env_int("EXPORT_MAX_CONCURRENT_ANON", 1)
+EXPORT_MAX_CONCURRENT_USER = env_int("EXPORT_MAX_CONCURRENT_USER", 2)
+# An export whose client takes no data for this long is stopped (milliseconds;
+# under gunicorn). EXPORT_TIMEOUT_MS also bounds an export's whole duration.
+EXPORT_STALL_TIMEOUT_MS = env_int("EXPORT_STALL_TIMEOUT_MS", 30_000)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
