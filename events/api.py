@@ -32,7 +32,7 @@ from rest_framework.pagination import BasePagination
 from rest_framework.parsers import JSONParser, get_encoding
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
-from rest_framework.throttling import AnonRateThrottle, UserRateThrottle
+from rest_framework.throttling import AnonRateThrottle, SimpleRateThrottle, UserRateThrottle
 from rest_framework.utils.json import strict_constant
 from rest_framework.utils.urls import replace_query_param
 
@@ -587,6 +587,36 @@ class UserThrottle(FailOpenThrottleMixin, UserRateThrottle):
         if not request.user.is_authenticated:
             return None
         return super().get_cache_key(request, view)
+
+
+class SearchThrottle(FailOpenThrottleMixin, SimpleRateThrottle):
+    """Searches have a budget of their own: a request to a list or the export
+    that carries a `q` costs far more than one without, so it is also counted
+    against THROTTLE_SEARCH per anonymous address, or THROTTLE_SEARCH_USER per
+    signed-in user. Requests without `q` are not counted."""
+
+    scope = "search"
+
+    def get_rate(self):
+        return settings.THROTTLE_SEARCH  # set per request in allow_request
+
+    def allow_request(self, request, view):
+        if not request.query_params.get("q") or getattr(view, "action", None) not in (
+            None,  # a plain view: the export
+            "list",
+        ):
+            return True
+        user = request.user.is_authenticated
+        self.rate = settings.THROTTLE_SEARCH_USER if user else settings.THROTTLE_SEARCH
+        self.num_requests, self.duration = self.parse_rate(self.rate)
+        return super().allow_request(request, view)
+
+    def get_cache_key(self, request, view):
+        if request.user.is_authenticated:
+            ident = f"user-{request.user.pk}"
+        else:
+            ident = self.get_ident(request)
+        return self.cache_format % {"scope": self.scope, "ident": ident}
 
 
 # Pagination -----------------------------------------------------------------

@@ -8,16 +8,23 @@ evidence as JSON arrays (one JSON object per line in JSON Lines; JSON text in
 their CSV cells).
 """
 
+import contextlib
+import logging
+import time
+import uuid
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import connection, transaction
 from django.urls import reverse
 from psycopg import ClientCursor, sql
 
 from events.models import QUAD_CLASS
 from events.representations import iso_sql
+
+logger = logging.getLogger(__name__)
 
 FORMATS = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson"}
 
@@ -51,6 +58,15 @@ JSON_LISTS = {"participants", "evidence"}
 
 # CSV cells are text: contexts joined by semicolons.
 CSV_OVERRIDES = {"context": "array_to_string(e.context, ';')"}
+
+# A CSV cell that begins with one of these is a formula to a spreadsheet
+# (`=HYPERLINK(...)`, `+1`, `-2+3`, `@SUM(...)`; tab and carriage return, which
+# some spreadsheets skip before reading one). As OWASP recommends, such a cell
+# gets a leading single quote, which spreadsheets show as text. Every column
+# is guarded but these, which PostgreSQL writes as digits: ids, counts, dates.
+# JSON Lines is data for programs, not spreadsheets: it is left as it is.
+CSV_FORMULA_STARTS = "('=', '+', '-', '@', E'\\t', E'\\r')"
+CSV_UNGUARDED = {"id", "revision", "place_id", "date_start", "date_end"}
 
 # Participants and evidence as JSON text, concatenated rather than built with
 # json_build_object and json_agg: a third less time on a full export. Roles
@@ -89,7 +105,18 @@ def _expressions(fmt: str, origin: str) -> dict[str, str]:
     }
     if fmt == "csv":
         expressions.update(CSV_OVERRIDES)
+        for name, expression in expressions.items():
+            if name not in CSV_UNGUARDED:
+                expressions[name] = csv_guarded(expression)
     return expressions
+
+
+def csv_guarded(expression: str) -> str:
+    """The text `expression` as a CSV cell that no spreadsheet takes for a formula."""
+    return (
+        f"CASE WHEN left({expression}, 1) IN {CSV_FORMULA_STARTS} "
+        f"THEN '''' || {expression} ELSE {expression} END"
+    )
 
 
 def export_query(
@@ -229,3 +256,125 @@ def stream_in_parallel(queries: list[str]) -> Iterator[bytes]:
                         raise
         finally:
             helper.close()
+
+
+# Who may export what, how many at once, for how long -----------------------
+
+
+def count_at_most(parts: list[tuple[str, list]], limit: int) -> int:
+    """How many events the union of the id queries `parts` selects (every
+    event when empty), counting no further than `limit`: each part is cut at
+    `limit`, so a filter matching millions costs what `limit` rows do."""
+    if not parts:
+        parts = [("SELECT id FROM events_event", [])]
+    union = " UNION ".join(f"(SELECT k.id FROM ({sql_}) k LIMIT %s)" for sql_, _ in parts)
+    params = [p for sql_, part_params in parts for p in (*part_params, limit)]
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT count(*) FROM ({union}) u", params)
+        return cursor.fetchone()[0]
+
+
+class ExportSlots:
+    """The exports running at once, counted in the cache (shared by every
+    server process with CACHE_URL): at most `per_client` for one client and
+    EXPORT_MAX_CONCURRENT in all (0: no limit). Each slot is a key of its own
+    that expires by itself shortly after the longest an export may last, so
+    a worker that dies in the middle of an export frees its slots then. When
+    the cache is away, exports are let through, as throttles let requests."""
+
+    def __init__(self, client: str, per_client: int):
+        self.client, self.per_client = client, per_client
+        self.token = uuid.uuid4().hex
+        self.held: list[str] = []
+
+    def claim(self) -> str | None:
+        """Take a slot of the client's and one of all; None when both were
+        free, otherwise why not (and nothing is held)."""
+        try:
+            if not self._take(f"client:{self.client}", self.per_client):
+                return (
+                    f"This client already has {self.per_client} export(s) running; "
+                    "wait for it to finish."
+                )
+            if not self._take("all", settings.EXPORT_MAX_CONCURRENT):
+                self.release()
+                return (
+                    f"{settings.EXPORT_MAX_CONCURRENT} exports are running, the most the "
+                    "service makes at once; try again shortly."
+                )
+        except Exception:  # the shared cache is down: serve, and say so in the log
+            logger.warning("Export slots unavailable; export not limited.", exc_info=True)
+            self.held = []
+        return None
+
+    def _take(self, pool: str, size: int) -> bool:
+        if size <= 0:
+            return True
+        lifetime = (settings.EXPORT_TIMEOUT_MS + settings.EXPORT_STALL_TIMEOUT_MS) / 1000 + 60
+        for slot in range(size):
+            key = f"export-slot:{pool}:{slot}"
+            if cache.add(key, self.token, timeout=lifetime):
+                self.held.append(key)
+                return True
+        return False
+
+    def release(self) -> None:
+        held, self.held = self.held, []
+        for key in held:
+            try:
+                if cache.get(key) == self.token:  # not one that expired and was taken again
+                    cache.delete(key)
+            except Exception:
+                logger.warning("Export slot %s not released; it will expire.", key, exc_info=True)
+
+
+class ExportTimedOut(Exception):
+    """The export ran past EXPORT_TIMEOUT_MS and was stopped."""
+
+
+class BoundedExport:
+    """An export's chunks as the response sends them, within its bounds: it
+    stops once it has run EXPORT_TIMEOUT_MS in all (each statement has that
+    timeout too, but a sliced export is several statements); under gunicorn,
+    the client's socket gets a send timeout of EXPORT_STALL_TIMEOUT_MS, so a
+    client that stops reading makes the write fail instead of holding the
+    worker; and `on_close` runs when the response is closed, whether the
+    export ended, failed, was dropped or never started.
+
+    Closing the chunks' generator (GeneratorExit) ends the COPY: psycopg
+    cancels the statement, and the transaction is rolled back."""
+
+    def __init__(self, chunks: Iterator[bytes], *, client_socket=None, on_close=None):
+        self.chunks, self.socket, self.on_close = chunks, client_socket, on_close
+        self.iterator = self._bounded()
+        self.closed = False
+        self.socket_timeout = None
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self.iterator
+
+    def _bounded(self) -> Iterator[bytes]:
+        deadline = time.monotonic() + settings.EXPORT_TIMEOUT_MS / 1000
+        if self.socket is not None and settings.EXPORT_STALL_TIMEOUT_MS > 0:
+            self.socket_timeout = (self.socket.gettimeout(),)
+            self.socket.settimeout(settings.EXPORT_STALL_TIMEOUT_MS / 1000)
+        for chunk in self.chunks:
+            yield chunk
+            if time.monotonic() > deadline:
+                logger.warning("Export stopped after EXPORT_TIMEOUT_MS.")
+                # An error, not the end: the client must not take a cut file for a whole one.
+                raise ExportTimedOut(f"The export ran past {settings.EXPORT_TIMEOUT_MS} ms.")
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            self.iterator.close()
+            self.chunks.close()
+        finally:
+            if self.socket_timeout is not None:
+                with contextlib.suppress(OSError):  # the connection may be gone
+                    self.socket.settimeout(*self.socket_timeout)
+            if self.on_close is not None:
+                self.on_close()

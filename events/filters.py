@@ -224,6 +224,76 @@ def search_query(text: str) -> SearchQuery:
     return SearchQuery(text, search_type="websearch", config=SEARCH_CONFIG)
 
 
+# Bounds of a search (`q`). The planner's worst case is a walk of every event
+# (and every evidence span) in date order, testing each against the query: it
+# takes that path when it expects matches to be common and they are not (an
+# OR of many words, "russia -russia"). Each row then costs about one check per
+# word of the query, so the words are capped; the walk itself is cut by
+# SEARCH_TIMEOUT_MS (docs/api.md, "Search").
+SEARCH_MAX_LENGTH = 200
+SEARCH_MAX_WORDS = 8
+SEARCH_MAX_ORS = 4
+SEARCH_MAX_PHRASES = 2
+SEARCH_BOUNDS = (
+    f"at most {SEARCH_MAX_LENGTH} characters, {SEARCH_MAX_WORDS} words, "
+    f"{SEARCH_MAX_ORS} ORs and {SEARCH_MAX_PHRASES} quoted phrases"
+)
+
+# A quoted phrase; an unclosed quote runs to the end, as websearch_to_tsquery reads it.
+_PHRASE = re.compile(r'"([^"]*)"?')
+# A word as PostgreSQL's parser splits text: letters and digits ("wi-fi" is two).
+_WORD = re.compile(r"[^\W_]+")
+
+
+def search_bounds_error(text: str) -> forms.ValidationError | None:
+    """Why `text` is refused as a search, or None: longer than
+    SEARCH_MAX_LENGTH characters, more than SEARCH_MAX_WORDS words (in phrases
+    and excluded ones too), more than SEARCH_MAX_ORS ORs or SEARCH_MAX_PHRASES
+    quoted phrases of several words."""
+    if len(text) > SEARCH_MAX_LENGTH:
+        return forms.ValidationError(
+            f"A search may be at most {SEARCH_MAX_LENGTH} characters long; this one has "
+            f"{len(text)}.",
+            code="search_too_long",
+        )
+    phrases = [p for p in _PHRASE.findall(text) if len(_WORD.findall(p)) > 1]
+    ors = sum(1 for token in _PHRASE.sub(" ", text).split() if token.lower() == "or")
+    words = len(_WORD.findall(text)) - ors
+    if words > SEARCH_MAX_WORDS:
+        return forms.ValidationError(
+            f"A search may have at most {SEARCH_MAX_WORDS} words; this one has {words}. "
+            "Use fewer words, or narrow by other filters (date, actor, type).",
+            code="search_too_many_words",
+        )
+    if ors > SEARCH_MAX_ORS:
+        return forms.ValidationError(
+            f"A search may use OR at most {SEARCH_MAX_ORS} times; this one uses it {ors} times.",
+            code="search_too_many_ors",
+        )
+    if len(phrases) > SEARCH_MAX_PHRASES:
+        return forms.ValidationError(
+            f'A search may have at most {SEARCH_MAX_PHRASES} "quoted phrases"; this one has '
+            f"{len(phrases)}.",
+            code="search_too_many_phrases",
+        )
+    return None
+
+
+class SearchField(forms.CharField):
+    """A full-text search in web-search syntax, within the bounds above."""
+
+    def validate(self, value):
+        super().validate(value)
+        error = search_bounds_error(value or "")
+        if error is not None:
+            raise error
+
+
+@extend_schema_field({"type": "string", "maxLength": SEARCH_MAX_LENGTH})
+class SearchFilter(filters.CharFilter):
+    field_class = SearchField
+
+
 def evidence_matching(text: str) -> QuerySet:
     """Evidence whose quote matches `text`, on the quote's full-text index."""
     return Evidence.objects.filter(search_vector=search_query(text))
@@ -283,10 +353,10 @@ class EventFilterSet(DateRangeFilterSet):
     )
     place = IdFilter(field_name="place_id", help_text="Place id; repeat for several.")
     source = IdFilter(method="filter_source", help_text="Cites this source id; repeat for several.")
-    q = filters.CharFilter(
+    q = SearchFilter(
         method="filter_q",
         help_text="Full-text search over titles, summaries and evidence quotes "
-        '(web-search syntax: words, "phrases", OR, -word).',
+        f'(web-search syntax: words, "phrases", OR, -word); {SEARCH_BOUNDS}.',
     )
 
     class Meta:
@@ -374,9 +444,10 @@ class StatementFilterSet(DateRangeFilterSet):
         method="filter_about_event", help_text="About this event id; repeat for several."
     )
     source = IdFilter(method="filter_source", help_text="Cites this source id; repeat for several.")
-    q = filters.CharFilter(
+    q = SearchFilter(
         method="filter_q",
-        help_text="Full-text search over content, verbatim quotes and evidence quotes.",
+        help_text="Full-text search over content, verbatim quotes and evidence quotes "
+        f'(web-search syntax: words, "phrases", OR, -word); {SEARCH_BOUNDS}.',
     )
 
     class Meta:

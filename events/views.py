@@ -3,11 +3,14 @@ viewset whose writes go through the services, and the health checks."""
 
 import base64
 import binascii
+import contextlib
 import json
 import re
 
+import psycopg.errors
+from django.conf import settings
 from django.core.exceptions import FieldDoesNotExist
-from django.db import connection, models, transaction
+from django.db import OperationalError, connection, models, transaction
 from django.db.models.expressions import RawSQL
 from django.http import Http404, HttpRequest, JsonResponse, StreamingHttpResponse
 from django.urls import reverse
@@ -24,6 +27,8 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.permissions import AllowAny
 from rest_framework.renderers import BaseRenderer
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
+from rest_framework.throttling import BaseThrottle
 from rest_framework.utils.urls import replace_query_param
 from rest_framework.views import APIView
 
@@ -36,13 +41,22 @@ from events.api import (
     InvalidQuery,
     PreconditionFailed,
     PreconditionRequired,
+    SearchThrottle,
+    ServiceUnavailable,
     StrictQueryMixin,
     check_if_match,
     date_from_iso,
     problem_response,
 )
 from events.export import FORMATS as EXPORT_FORMATS
-from events.export import export_query, stream, stream_in_parallel
+from events.export import (
+    BoundedExport,
+    ExportSlots,
+    count_at_most,
+    export_query,
+    stream,
+    stream_in_parallel,
+)
 from events.export import slices as export_slices
 from events.filters import (
     EventEvidenceSearchFilterSet,
@@ -111,6 +125,40 @@ NAME_ORDERINGS = {
     "-id": ("-id",),
 }
 ID_ORDERINGS = {"id": ("id",), "-id": ("-id",)}
+
+# The views that search (`q`): counted by the search throttle besides the others.
+SEARCH_THROTTLES = [*api_settings.DEFAULT_THROTTLE_CLASSES, SearchThrottle]
+
+
+class SearchTimeout(ServiceUnavailable):
+    default_code = "search-timeout"
+
+
+@contextlib.contextmanager
+def search_time_limit(searching: bool):
+    """Run the block's queries, when `searching`, in a transaction whose
+    statements may take SEARCH_TIMEOUT_MS (rather than the general statement
+    timeout): a search that runs longer is answered 503, asking to narrow it."""
+    if not searching or settings.SEARCH_TIMEOUT_MS <= 0:
+        yield
+        return
+    try:
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SET LOCAL statement_timeout = %s", [int(settings.SEARCH_TIMEOUT_MS)]
+                )
+            yield
+    except OperationalError as exc:
+        if not isinstance(exc.__cause__, psycopg.errors.QueryCanceled):
+            raise
+        raise SearchTimeout(
+            f"The search took longer than {settings.SEARCH_TIMEOUT_MS} ms and was stopped; "
+            "narrow it: rarer or fewer words, fewer ORs, or other filters (a date range, an "
+            "actor, a type)."
+        ) from None
+
+
 HISTORY_PAGE_SIZE = 50
 HISTORY_MAX_PAGE_SIZE = 500
 
@@ -560,6 +608,7 @@ class EventViewSet(ServiceViewSet):
     serializer_class = EventSerializer
     write_serializer_class = EventWriteSerializer
     filterset_class = EventFilterSet
+    throttle_classes = SEARCH_THROTTLES
     orderings = DATE_ORDERINGS
     default_ordering = "-date"
     ordering_description = (
@@ -577,7 +626,8 @@ class EventViewSet(ServiceViewSet):
         # estimate, so it walks the date index for a frequent word and starts
         # from the full-text index for a rare one; their OR it cannot plan well.
         searched = [EventFilterSet]
-        if request.query_params.get("q"):
+        searching = bool(request.query_params.get("q"))
+        if searching:
             searched = [EventTextSearchFilterSet, EventEvidenceSearchFilterSet]
         pages = []
         for filterset_class in searched:
@@ -589,7 +639,8 @@ class EventViewSet(ServiceViewSet):
         union = " UNION ALL ".join(f"SELECT k.id FROM ({sql}) k" for sql, _ in pages)
         params = [param for _, page_params in pages for param in page_params]
         order_by = paginator.order_by_sql("e")
-        rows = fetch_rows(request, f"e.id IN ({union})", params, order_by, paginator.size + 1)
+        with search_time_limit(searching):
+            rows = fetch_rows(request, f"e.id IN ({union})", params, order_by, paginator.size + 1)
         rows = paginator.finish(rows, lambda row, name: row[ROW_KEYS[name]])
         shape = EventShaper(request)
         data = {"next": paginator.get_next_link(), "results": [shape(row) for row in rows]}
@@ -652,9 +703,14 @@ class StatementViewSet(ServiceViewSet):
     serializer_class = StatementSerializer
     write_serializer_class = StatementWriteSerializer
     filterset_class = StatementFilterSet
+    throttle_classes = SEARCH_THROTTLES
     orderings = DATE_ORDERINGS
     default_ordering = "-date"
     ordering_description = EventViewSet.ordering_description
+
+    def list(self, request, *args, **kwargs):
+        with search_time_limit(bool(request.query_params.get("q"))):
+            return super().list(request, *args, **kwargs)
 
     def perform_service_create(self, data):
         return statement_create(**data)
@@ -889,14 +945,27 @@ class JSONLinesRenderer(ExportRenderer):
     charset = None
 
 
+class ExportTooLarge(exceptions.PermissionDenied):
+    default_code = "export-too-large"
+
+
+# Seconds a client refused for too many exports at once is asked to wait.
+EXPORT_RETRY_AFTER = 10
+
+
 class EventExportView(StrictQueryMixin, GenericAPIView):
-    """Every event matching the list's filters, streamed as one file."""
+    """Every event matching the list's filters, streamed as one file.
+
+    Anonymous clients may export up to EXPORT_ANON_MAX_ROWS events; signed-in
+    users, any number. Exports at once are capped per client and in all
+    (ExportSlots), and each is bounded in time (BoundedExport)."""
 
     permission_classes = [AllowAny]
     renderer_classes = [CSVRenderer, JSONLinesRenderer]
     queryset = Event.objects.all()
     filterset_class = EventFilterSet
     pagination_class = None
+    throttle_classes = SEARCH_THROTTLES
 
     def perform_content_negotiation(self, request, force=False):
         try:
@@ -911,7 +980,12 @@ class EventExportView(StrictQueryMixin, GenericAPIView):
         "ordered by id, streamed as it is read: no page size, constant memory. One row per "
         "event: its fields, its place (`place_id`, `place_name`, `place_country`), and its "
         "`participants` and `evidence` as JSON arrays (JSON text in CSV cells; `context` "
-        "there is joined by semicolons). Choose the format with `format` or the Accept header.",
+        "there is joined by semicolons). A CSV cell that a spreadsheet would read as a "
+        "formula (it begins with =, +, -, @, a tab or a carriage return) begins with a "
+        "single quote. Choose the format with `format` or the Accept header.\n\n"
+        "Anonymous clients may export at most 10,000 events (403 beyond: sign in or "
+        "narrow the filters); signed-in users, any number. Exports running at once are "
+        "limited per client and in all (429 with `Retry-After`).",
         filters=True,
         parameters=[
             OpenApiParameter(
@@ -921,26 +995,84 @@ class EventExportView(StrictQueryMixin, GenericAPIView):
         responses={
             (200, "text/csv"): OpenApiTypes.STR,
             (200, "application/x-ndjson"): OpenApiTypes.STR,
+            (403, "application/problem+json"): OpenApiResponse(
+                response={"$ref": "#/components/schemas/Problem"},
+                description="An anonymous export of more events than anonymous clients may "
+                "export: sign in, or narrow the filters.",
+            ),
         },
     )
     def get(self, request):
         events = self.get_queryset()
-        ids_sql, ids_params = None, ()
-        filtered = FilterBackend().filters_given(request, events, self)
-        if filtered:
-            ids_sql, ids_params = self.filter_queryset(events).values("id").query.sql_with_params()
-            ids_sql = f"SELECT k.id FROM ({ids_sql}) k"
+        parts = self.id_queries(request, events)
+        if not request.user.is_authenticated:
+            self.check_anonymous_size(request, parts)
+        if request.user.is_authenticated:
+            client, per_client = f"user-{request.user.pk}", settings.EXPORT_MAX_CONCURRENT_USER
+        else:
+            client, per_client = (
+                BaseThrottle().get_ident(request),
+                settings.EXPORT_MAX_CONCURRENT_ANON,
+            )
+        slots = ExportSlots(client, per_client)
+        refusal = slots.claim()
+        if refusal is not None:
+            raise exceptions.Throttled(wait=EXPORT_RETRY_AFTER, detail=refusal)
+        try:
+            chunks = self.chunks(request, parts)
+            bounded = BoundedExport(
+                chunks, client_socket=request.META.get("gunicorn.socket"), on_close=slots.release
+            )
+        except BaseException:
+            slots.release()
+            raise
+        fmt = request.accepted_renderer.format
+        response = StreamingHttpResponse(bounded, content_type=EXPORT_FORMATS[fmt])
+        response["Content-Disposition"] = f'attachment; filename="events.{fmt}"'
+        return response
+
+    def id_queries(self, request, events) -> list[tuple[str, list]]:
+        """The id queries whose union the filters select (none without
+        filters). A search is two, as on the event list: matches by title and
+        summary, and by evidence; each is a condition PostgreSQL can plan."""
+        if not FilterBackend().filters_given(request, events, self):
+            return []
+        classes = [EventFilterSet]
+        if request.query_params.get("q"):
+            classes = [EventTextSearchFilterSet, EventEvidenceSearchFilterSet]
+        parts = []
+        for filterset_class in classes:
+            self.filterset_class = filterset_class  # what filter_queryset() applies
+            sql, params = self.filter_queryset(events).values("id").query.sql_with_params()
+            parts.append((sql, list(params)))
+        self.filterset_class = EventFilterSet
+        return parts
+
+    def check_anonymous_size(self, request, parts) -> None:
+        limit = settings.EXPORT_ANON_MAX_ROWS
+        if limit <= 0:
+            raise ExportTooLarge("Sign in to export: send Authorization: Token <key>.")
+        with search_time_limit(bool(request.query_params.get("q"))):
+            matched = count_at_most(parts, limit + 1)
+        if matched > limit:
+            raise ExportTooLarge(
+                f"Anonymous clients may export at most {limit:,} events, and these filters "
+                f"match more. Sign in (Authorization: Token <key>), or narrow the filters "
+                "(a date range, an actor, a type)."
+            )
+
+    def chunks(self, request, parts):
         fmt = request.accepted_renderer.format
         origin = request.build_absolute_uri("/")[:-1]
-        ranges = export_slices(filtered)
+        ranges = export_slices(bool(parts))
         if ranges:
             queries = [
                 export_query(None, (), fmt, origin, id_range=ids, header=i == 0)
                 for i, ids in enumerate(ranges)
             ]
-            chunks = stream_in_parallel(queries)
-        else:
-            chunks = stream(export_query(ids_sql, ids_params, fmt, origin))
-        response = StreamingHttpResponse(chunks, content_type=EXPORT_FORMATS[fmt])
-        response["Content-Disposition"] = f'attachment; filename="events.{fmt}"'
-        return response
+            return stream_in_parallel(queries)
+        ids_sql, ids_params = None, []
+        if parts:
+            ids_sql = " UNION ".join(f"SELECT k.id FROM ({sql}) k" for sql, _ in parts)
+            ids_params = [param for _, params in parts for param in params]
+        return stream(export_query(ids_sql, ids_params, fmt, origin))

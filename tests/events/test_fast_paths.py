@@ -138,11 +138,14 @@ def test_export_is_one_copy(api, seeded):
     with CaptureQueriesContext(connection) as captured:
         assert len(read_csv(api.get(EXPORT))) == 14
     statements = [q["sql"] for q in captured if "SAVEPOINT" not in q["sql"]]
-    # Whether to cut it into slices (14 events: no), its statement timeout, the COPY.
-    assert len(statements) == 3
-    assert statements[0].startswith("SELECT min(id), max(id)")
-    assert statements[1].startswith("SET LOCAL statement_timeout")
-    assert statements[2].startswith("COPY (SELECT")
+    # Whether an anonymous client may export that many (a count, cut at the
+    # limit), whether to cut it into slices (14 events: no), its statement
+    # timeout, the COPY.
+    assert len(statements) == 4
+    assert statements[0].startswith("SELECT count(*)")
+    assert statements[1].startswith("SELECT min(id), max(id)")
+    assert statements[2].startswith("SET LOCAL statement_timeout")
+    assert statements[3].startswith("COPY (SELECT")
 
 
 def test_export_answers_options(api, seeded):
