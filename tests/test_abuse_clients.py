@@ -114,3 +114,18 @@ def test_token_requests_are_not_affected_by_a_lockout(client, staff):
     assert api.get("/api/v1/places/").status_code == 200
     created = api.post("/api/v1/places/", {"slug": "yerevan", "name": "Yerevan", "kind": "city"})
     assert created.status_code == 201, created.content
+
+
+def test_attempts_while_locked_out_are_refused_without_extending_the_lock(client, staff):
+    from axes.models import AccessAttempt
+
+    staff("alice")
+    for n in range(5):
+        log_in(client, "/admin/login/", "alice", f"guess-{n}")
+    attempt = AccessAttempt.objects.get(username="alice")
+    locked_at = attempt.attempt_time
+    for n in range(20):
+        assert log_in(client, "/admin/login/", "alice", f"more-{n}").status_code == 429
+    attempt.refresh_from_db()
+    assert attempt.failures_since_start == 5
+    assert attempt.attempt_time == locked_at
