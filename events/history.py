@@ -108,9 +108,7 @@ def header_text(raw: str, name: str) -> str:
         try:
             return urllib.parse.unquote(raw[7:], encoding="utf-8", errors="strict")
         except UnicodeDecodeError:
-            raise InvalidHeader(
-                {name: ["The RFC 8187 value does not decode as UTF-8."]}
-            ) from None
+            raise InvalidHeader({name: ["The RFC 8187 value does not decode as UTF-8."]}) from None
     try:
         return raw.encode("latin-1").decode("utf-8")
     except UnicodeEncodeError:  # already text (a server that decodes UTF-8 itself)
