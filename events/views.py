@@ -882,7 +882,7 @@ def decode_history_cursor(cursor: str | None) -> int | None:
         revision = value["r"]
         if type(revision) is int and 1 <= revision < 2**31:
             return revision
-    except (ValueError, TypeError, KeyError, binascii.Error, UnicodeDecodeError):
+    except (ValueError, TypeError, KeyError, binascii.Error, UnicodeDecodeError, RecursionError):
         pass
     raise InvalidQuery({"cursor": ["Invalid cursor; use the `next` link of a history page."]})
 
@@ -911,7 +911,7 @@ def decode_feed_cursor(cursor: str | None) -> list[int] | None:
             position = None
         if _is_position(position):
             return position
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError, RecursionError):
         pass
     raise InvalidQuery({"after": ["Invalid cursor; use the `cursor` of an earlier answer."]})
 

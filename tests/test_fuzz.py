@@ -90,18 +90,51 @@ def service(tmp_path_factory):
         yield service
 
 
+@pytest.fixture(scope="module")
+def revised(service) -> dict[str, int]:
+    """{resource: id} of one record of each resource, changed once, so that its
+    history has a second page and thus a cursor."""
+    found = {}
+    for resource, field in REVISED_FIELD.items():
+        _, _, page = call("GET", f"{service.url}/api/v1/{resource}/?ordering=id&page_size=1")
+        record = page["results"][0]
+        status, _, body = call(
+            "PATCH",
+            f"{service.url}/api/v1/{resource}/{record['id']}/",
+            {field: f"{record[field]} (fuzzing {SEED})"},
+            {"Authorization": f"Token {service.token}", "If-Match": "*"},
+        )
+        assert status == 200, body
+        found[resource] = record["id"]
+    return found
+
+
 def server_log_since(service: Service, offset: int) -> str:
     return service.log.read_text()[offset:]
 
 
+# A text field of each resource, for the change that gives a record a second revision.
+REVISED_FIELD = {
+    "actors": "description",
+    "affiliations": "role",
+    "events": "summary",
+    "places": "name",
+    "sources": "title",
+    "statements": "content",
+}
+
+
 def list_endpoints() -> dict[str, dict]:
     """The lists of the committed schema: path -> the cursor parameter's name and
-    the orderings ([None] for the change feed, which has one order)."""
+    the orderings ([None] for the change feed and the histories, which have one
+    order)."""
     schema = yaml.safe_load(SCHEMA.read_text())
     found = {}
     for path, item in schema["paths"].items():
         parameters = {p["name"]: p for p in item.get("get", {}).get("parameters", [])}
-        if "cursor" in parameters:
+        if "cursor" in parameters and "ordering" not in parameters:
+            found[path] = {"parameter": "cursor", "orderings": [None]}  # a record's history
+        elif "cursor" in parameters:
             orderings = parameters["ordering"]["schema"]["enum"]
             found[path] = {"parameter": "cursor", "orderings": orderings}
         elif "after" in parameters:
@@ -110,15 +143,18 @@ def list_endpoints() -> dict[str, dict]:
 
 
 @pytest.fixture(scope="module")
-def cursors(service) -> dict[str, dict]:
+def cursors(service, revised) -> dict[str, dict]:
     """Real cursors of every list in every ordering, from the first pages of one
-    row: {path: {"parameter": ..., "cursors": [[ordering, cursor], ...]}}."""
+    row: {path: {"parameter": ..., "cursors": [[ordering, cursor], ...], "url": ...}},
+    where `url` is the path with a history's {id} filled in."""
     found = {}
     for path, endpoint in list_endpoints().items():
         parameter, pairs = endpoint["parameter"], []
+        resource = path.split("/")[3]
+        filled = path.replace("{id}", str(revised.get(resource)))
         for ordering in endpoint["orderings"]:
             query = {"page_size": 1, **({"ordering": ordering} if ordering else {})}
-            url = f"{service.url}{path}?{urllib.parse.urlencode(query)}"
+            url = f"{service.url}{filled}?{urllib.parse.urlencode(query)}"
             for _ in range(3):
                 status, _, page = call("GET", url)
                 assert status == 200, (url, page)
@@ -130,7 +166,8 @@ def cursors(service) -> dict[str, dict]:
                 value = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)[parameter][0]
                 pairs.append([ordering, value])
         assert pairs, f"{path} gave no cursor: the seed has too few rows"
-        found[path] = {"parameter": parameter, "cursors": sorted({tuple(p) for p in pairs})}
+        unique = sorted({tuple(p) for p in pairs})
+        found[path] = {"parameter": parameter, "cursors": unique, "url": filled}
     return found
 
 
@@ -170,7 +207,7 @@ def test_lists_answer_real_and_mutated_cursors_without_a_server_error(service, c
         page_size = data.draw(st.sampled_from([None, 1, 2, 500]), label="page_size")
         if page_size is not None:
             query["page_size"] = page_size
-        url = f"{service.url}{path}?{urllib.parse.urlencode(query)}"
+        url = f"{service.url}{endpoint['url']}?{urllib.parse.urlencode(query)}"
         try:
             status, headers, body = call("GET", url)
         except OSError as error:
