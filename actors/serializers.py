@@ -20,6 +20,7 @@ from events.serializers import (
     ActorRefSerializer,
     EvidenceInputSerializer,
     EvidenceSerializer,
+    StrictCharField,
     StrictInputMixin,
     _absolute,
 )
@@ -161,7 +162,7 @@ class ActorWriteSerializer(StrictInputMixin, serializers.ModelSerializer):
     """Aliases and identifiers, when given, replace the current ones."""
 
     aliases = serializers.ListField(
-        child=serializers.CharField(max_length=300), required=False, max_length=100
+        child=StrictCharField(max_length=300), required=False, max_length=100
     )
     identifiers = IdentifierSerializer(many=True, required=False)
 

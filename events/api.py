@@ -515,7 +515,11 @@ class StrictQueryMixin:
     repeatable_parameters: tuple[str, ...] = ()
 
     def initial(self, request, *args, **kwargs):
-        super().initial(request, *args, **kwargs)
+        super().initial(request, *args, **kwargs)  # 401, 403 and 429 come first
+        method = request.method.lower()
+        if method not in self.http_method_names or not hasattr(self, method):
+            # A method the view does not take is a 405, whatever the query says.
+            self.http_method_not_allowed(request, *args, **kwargs)
         check_query_parameters(request.query_params, self.accepted_query_parameters(request))
 
     def accepted_query_parameters(self, request) -> dict[str, bool]:
@@ -898,7 +902,7 @@ _ERRORS_BY_METHOD = {
     "post": ["400", "401", "403", "409", "413", "415", "422", "429", "500", "503"],
     "put": _WRITE_ERRORS,
     "patch": _WRITE_ERRORS,
-    "delete": ["401", "403", "404", "409", "410", "412", "428", "429", "500", "503"],
+    "delete": ["400", "401", "403", "404", "409", "410", "412", "428", "429", "500", "503"],
 }
 
 

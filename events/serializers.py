@@ -17,6 +17,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 from rest_framework.exceptions import ErrorDetail
+from rest_framework.relations import MANY_RELATION_KWARGS
 
 from actors.models import Actor
 from events.api import date_from_iso
@@ -51,9 +52,67 @@ class IsoDateField(serializers.DateField):
         return super().to_internal_value(value)
 
 
+class StrictStringMixin:
+    """A JSON string, and only so: DRF would take the number 0 as "0" and
+    `true` as an error only by luck, where the schema says string."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            raise serializers.ValidationError("Not a valid string.", code="invalid")
+        return super().to_internal_value(data)
+
+
+class StrictCharField(StrictStringMixin, serializers.CharField):
+    pass
+
+
+class StrictSlugField(StrictStringMixin, serializers.SlugField):
+    pass
+
+
+class StrictURLField(StrictStringMixin, serializers.URLField):
+    pass
+
+
+class StrictEmailField(StrictStringMixin, serializers.EmailField):
+    pass
+
+
+class StrictIPAddressField(StrictStringMixin, serializers.IPAddressField):
+    pass
+
+
+# DRF's string fields, each with its strict variant: ModelSerializer builds these.
+STRICT_STRING_FIELDS = {
+    serializers.CharField: StrictCharField,
+    serializers.SlugField: StrictSlugField,
+    serializers.URLField: StrictURLField,
+    serializers.EmailField: StrictEmailField,
+    serializers.IPAddressField: StrictIPAddressField,
+}
+
+
+class IdListField(serializers.ManyRelatedField):
+    """A list of ids: a JSON array, never an object (DRF would take an object's
+    keys as the ids, and `{}` as an empty list)."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, list):
+            self.fail("not_a_list", input_type=type(data).__name__)
+        return super().to_internal_value(data)
+
+
 class IdField(serializers.PrimaryKeyRelatedField):
     """A record's id: a whole number (or a string of digits), never a float, a
     boolean or a list; an id no record can have is "does not exist"."""
+
+    @classmethod
+    def many_init(cls, *args, **kwargs):
+        list_kwargs = {"child_relation": cls(*args, **kwargs)}
+        for key in kwargs:
+            if key in MANY_RELATION_KWARGS:
+                list_kwargs[key] = kwargs[key]
+        return IdListField(**list_kwargs)
 
     def to_internal_value(self, data):
         if isinstance(data, bool) or not isinstance(data, int | str):
@@ -79,22 +138,34 @@ MAX_ID = 2**63 - 1  # bigint
 # error with its own pointer, not silently dropped, whether it is misspelt
 # (`titel`) or read-only (`id`, `revision`, `url`, `created_at`). Nested input
 # serializers (participants, evidence, identifiers) use it too. Dates are
-# YYYY-MM-DD only. (A comment, not a docstring: the OpenAPI document would take
-# a docstring as the description of every serializer without one of its own.)
+# YYYY-MM-DD only; strings are JSON strings (declared fields use the Strict...
+# classes too). An item of a nested list is complete even in a PATCH: the list
+# replaces the stored one, but DRF would apply the PATCH's partial to the items
+# and let one without a required field through. (A comment, not a docstring:
+# the OpenAPI document would take a docstring as the description of every
+# serializer without one of its own.)
 class StrictInputMixin:
     serializer_field_mapping = {
-        **serializers.ModelSerializer.serializer_field_mapping,
+        **{
+            model_field: STRICT_STRING_FIELDS.get(field, field)
+            for model_field, field in serializers.ModelSerializer.serializer_field_mapping.items()
+        },
         models.DateField: IsoDateField,
     }
     serializer_related_field = IdField
 
     def to_internal_value(self, data):
-        unexpected = {}
+        errors = {}
         if isinstance(data, Mapping):
             writable = [name for name, field in self.fields.items() if not field.read_only]
             for key in data:
                 if key not in writable:
-                    unexpected[key] = [self._unexpected_field(str(key), writable)]
+                    errors[key] = [self._unexpected_field(str(key), writable)]
+            if self.parent is not None and getattr(self.root, "partial", False):
+                for name in writable:
+                    if self.fields[name].required and name not in data:
+                        message = self.fields[name].error_messages["required"]
+                        errors[name] = [ErrorDetail(message, code="required")]
             limit = settings.API_MAX_LIST_ITEMS
             for key, value in data.items():
                 if isinstance(value, list) and len(value) > limit:
@@ -113,11 +184,11 @@ class StrictInputMixin:
         try:
             value = super().to_internal_value(data)
         except serializers.ValidationError as exc:
-            if unexpected and isinstance(exc.detail, dict):
-                raise serializers.ValidationError({**exc.detail, **unexpected}) from None
+            if errors and isinstance(exc.detail, dict):
+                raise serializers.ValidationError({**exc.detail, **errors}) from None
             raise
-        if unexpected:
-            raise serializers.ValidationError(unexpected)
+        if errors:
+            raise serializers.ValidationError(errors)
         return value
 
     def _unexpected_field(self, key: str, writable: list[str]) -> ErrorDetail:
@@ -179,7 +250,7 @@ class EvidenceInputSerializer(StrictInputMixin, serializers.Serializer):
     source = IdField(queryset=Source.objects.all())
     start = serializers.IntegerField(min_value=0, required=False)
     end = serializers.IntegerField(min_value=1, required=False)
-    quote = serializers.CharField(required=False, trim_whitespace=False)
+    quote = StrictCharField(required=False, trim_whitespace=False)
     occurrence = serializers.IntegerField(
         min_value=1, required=False, help_text="Which match of `quote` is meant, from 1."
     )
@@ -278,9 +349,7 @@ class SourceSerializer(serializers.ModelSerializer):
     ]
 )
 class SourceWriteSerializer(StrictInputMixin, serializers.ModelSerializer):
-    document_url = serializers.URLField(
-        source="url", required=False, allow_blank=True, max_length=2000
-    )
+    document_url = StrictURLField(source="url", required=False, allow_blank=True, max_length=2000)
 
     class Meta:
         model = Source
