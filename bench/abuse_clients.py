@@ -13,8 +13,17 @@ took at worst.
     .venv/bin/python bench/abuse_clients.py http://127.0.0.1:8000
     .venv/bin/python bench/abuse_clients.py http://127.0.0.1:8000 --slow-sockets 4 --hold 20 --json
 
-Exit status 1 when /healthz took over --max-healthz seconds (default 1) at any
-point, or when an attack was not stopped. Standard library only; `run(base_url)`
+Against gunicorn alone, each slow client holds a sync worker until it gives
+up (2 workers: /healthz stalled for the whole hold). Threaded workers
+(`--worker-class gthread --threads 4`, the image's default) need workers x
+threads of them, and more workers or threads raise that number; only a
+buffering proxy in front (deploy/nginx.conf, docs/production.md) drops them.
+Without CACHE_URL each server process keeps its own throttle counts, so the
+spoof is refused after up to (processes x THROTTLE_ANON) requests.
+
+Before anything is measured, 8 concurrent requests warm the server processes
+up. Exit status 1 when /healthz took over --max-healthz seconds (default 1) at
+any point, or when an attack was not stopped. Standard library only; `run(base_url)`
 returns the report as a dict.
 """
 
@@ -122,6 +131,15 @@ def login_brute_force(base_url: str, admin_path: str, attempts: int) -> dict:
             page = response.read().decode()
             cookies = response.headers.get_all("Set-Cookie") or []
     except urllib.error.HTTPError as error:
+        if error.code == 429:  # a rate limit on the login page itself, before any guess
+            return {
+                "stopped": True,
+                "refused_from_attempt": 0,
+                "refused_by": "proxy" if error.headers.get("Server") == "nginx" else "service",
+                "statuses": [429],
+                "median_s_per_checked_attempt": None,
+                "median_s_per_refused_attempt": None,
+            }
         return {"stopped": False, "error": f"the login page {login_url} answered {error.code}"}
     match = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)
     # Sent back as it came, even when marked Secure over plain HTTP: a script does.
@@ -224,6 +242,25 @@ def slow_clients(base_url: str, sockets: int, hold: float) -> dict:
     return {"sockets": sockets, "hold_s": hold, "connections": results}
 
 
+def warm_up(base_url: str, connections: int = 8) -> None:
+    """A few concurrent requests first, so that every server process has loaded
+    the API before anything is measured (a cold one takes most of a second)."""
+
+    def get(path: str) -> None:
+        try:
+            with urllib.request.urlopen(base_url + path, timeout=30) as response:
+                response.read()
+        except OSError:
+            pass
+
+    for path in ("/healthz", "/api/v1/events/?page_size=1"):
+        threads = [threading.Thread(target=get, args=(path,)) for _ in range(connections)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+
 def run(
     base_url: str,
     *,
@@ -236,6 +273,7 @@ def run(
 ) -> dict:
     """Replay the three attacks in turn while polling /healthz; the report."""
     base_url = base_url.rstrip("/")
+    warm_up(base_url)
     poller = HealthPoller(base_url)
     poller.start()
     try:
