@@ -274,6 +274,11 @@ def count_at_most(parts: list[tuple[str, list]], limit: int) -> int:
         return cursor.fetchone()[0]
 
 
+# How long a slot outlives the longest an export may take (EXPORT_TIMEOUT_MS,
+# and EXPORT_STALL_TIMEOUT_MS for its last write) before it expires by itself.
+SLOT_GRACE_SECONDS = 60
+
+
 class ExportSlots:
     """The exports running at once, counted in the cache (shared by every
     server process with CACHE_URL): at most `per_client` for one client and
@@ -310,7 +315,9 @@ class ExportSlots:
     def _take(self, pool: str, size: int) -> bool:
         if size <= 0:
             return True
-        lifetime = (settings.EXPORT_TIMEOUT_MS + settings.EXPORT_STALL_TIMEOUT_MS) / 1000 + 60
+        lifetime = (
+            settings.EXPORT_TIMEOUT_MS + settings.EXPORT_STALL_TIMEOUT_MS
+        ) / 1000 + SLOT_GRACE_SECONDS
         for slot in range(size):
             key = f"export-slot:{pool}:{slot}"
             if cache.add(key, self.token, timeout=lifetime):
@@ -371,7 +378,8 @@ class BoundedExport:
         self.closed = True
         try:
             self.iterator.close()
-            self.chunks.close()
+            if hasattr(self.chunks, "close"):
+                self.chunks.close()
         finally:
             if self.socket_timeout is not None:
                 with contextlib.suppress(OSError):  # the connection may be gone
