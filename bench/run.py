@@ -172,6 +172,10 @@ def bench_env(data_dir: Path) -> dict[str, str]:
         # (at most a few hundred requests), not a minute of the whole load.
         THROTTLE_ANON="100000000/s",
         THROTTLE_USER="100000000/s",
+        THROTTLE_SEARCH="100000000/s",
+        THROTTLE_SEARCH_USER="100000000/s",
+        # The exports are whole-table exports by an anonymous client.
+        EXPORT_ANON_MAX_ROWS="1000000000",
         SECURE_SSL_REDIRECT="0",
         LOG_LEVEL="WARNING",
         CONN_MAX_AGE="3600",

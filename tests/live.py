@@ -99,6 +99,8 @@ def live_service(
         "ALLOWED_HOSTS": "127.0.0.1",
         "THROTTLE_ANON": "1000000/min",
         "THROTTLE_USER": "1000000/min",
+        "THROTTLE_SEARCH": "1000000/min",
+        "THROTTLE_SEARCH_USER": "1000000/min",
         **overrides,
     }
     with _served(
