@@ -142,6 +142,7 @@ def search_time_limit(searching: bool):
     if not searching or settings.SEARCH_TIMEOUT_MS <= 0:
         yield
         return
+    nested = connection.in_atomic_block
     try:
         with transaction.atomic():
             with connection.cursor() as cursor:
@@ -149,6 +150,9 @@ def search_time_limit(searching: bool):
                     "SET LOCAL statement_timeout = %s", [int(settings.SEARCH_TIMEOUT_MS)]
                 )
             yield
+            if nested:  # SET LOCAL outlives a savepoint: the enclosing transaction's back
+                with connection.cursor() as cursor:
+                    cursor.execute("SET LOCAL statement_timeout = DEFAULT")
     except OperationalError as exc:
         if not isinstance(exc.__cause__, psycopg.errors.QueryCanceled):
             raise

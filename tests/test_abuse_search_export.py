@@ -150,6 +150,17 @@ def test_a_search_sets_its_statement_timeout(api, seeded, settings):
     assert not [q for q in captured if "statement_timeout" in q["sql"]]
 
 
+def test_a_search_inside_a_transaction_leaves_it_its_own_timeout(api, seeded, settings):
+    # Tests run in a transaction, as a request would with ATOMIC_REQUESTS: the
+    # search's SET LOCAL must not outlive the search.
+    settings.SEARCH_TIMEOUT_MS = 1234
+    assert api.get(EVENTS, {"q": "ambassador"}).status_code == 200
+    assert api.get(STATEMENTS, {"q": "guarantor"}).status_code == 200
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW statement_timeout")
+        assert cursor.fetchone()[0] == "15s"
+
+
 def test_searches_have_their_own_throttle_and_other_requests_still_pass(
     api, seeded, settings, token_client
 ):
