@@ -1009,15 +1009,12 @@ class EventExportView(StrictQueryMixin, GenericAPIView):
     def get(self, request):
         events = self.get_queryset()
         parts = self.id_queries(request, events)
-        if not request.user.is_authenticated:
-            self.check_anonymous_size(request, parts)
         if request.user.is_authenticated:
             client, per_client = f"user-{request.user.pk}", settings.EXPORT_MAX_CONCURRENT_USER
         else:
-            client, per_client = (
-                BaseThrottle().get_ident(request),
-                settings.EXPORT_MAX_CONCURRENT_ANON,
-            )
+            self.check_anonymous_size(request, parts)
+            client = BaseThrottle().get_ident(request)  # the address, as the throttles count it
+            per_client = settings.EXPORT_MAX_CONCURRENT_ANON
         slots = ExportSlots(client, per_client)
         refusal = slots.claim()
         if refusal is not None:
