@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha256sum requirements.lock | cut -c1-12)
 
-.PHONY: install run test load fuzz lint format migrate seed superuser schema sdk lock clean bench
+.PHONY: install run test load fuzz abuse lint format migrate seed superuser schema sdk lock clean bench
 
 $(STAMP): requirements.lock
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed; found " + sys.version.split()[0])'
@@ -69,6 +69,18 @@ load: install
 fuzz: export SECRET_KEY ?= insecure-test-only-key
 fuzz: install
 	$(BIN)/pytest -m fuzz -s tests/test_fuzz.py
+
+# Debian's nginx, the proxy of docker-compose.yml, for the abuse run.
+NGINX := /usr/sbin/nginx
+$(NGINX):
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light
+
+# Each attack of docs/reliability.md ("Abuse") against gunicorn behind nginx with
+# production settings, on loopback: /healthz within 1 s throughout, every attack bounded.
+abuse: export SECRET_KEY ?= insecure-test-only-key
+abuse: install $(NGINX)
+	$(BIN)/python bench/abuse.py --events 20000
 
 # Client SDKs from the committed schema, into sdk/ (git-ignored).
 sdk: install $(NODE_STAMP)
