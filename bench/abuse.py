@@ -301,6 +301,8 @@ def main() -> int:
             try:
                 print("search and export attacks ...", flush=True)
                 report["search_export"] = abuse_search_export.run(base, None)
+                print("exports opened by a signed-in client and never read ...", flush=True)
+                report["export_signed_in"] = abuse_search_export.run(base, service.token)
                 print("client attacks ...", flush=True)
                 report["clients"] = abuse_clients.run(base, hold=15.0)
                 print("writers' amplification ...", flush=True)
@@ -336,6 +338,14 @@ def main() -> int:
         "search and export bounded": report["search_export"]["healthz_ok"]
         and report["search_export"]["search"].get("bounded", False)
         and report["search_export"]["export"].get("bounded", False),
+        # Signed in, an export is not capped; three never read: two run, one is
+        # refused, and the two are dropped at the stall timeout, or (behind
+        # nginx, which buffers the whole answer) end without holding a worker.
+        "unread signed-in exports hold no worker": report["export_signed_in"]["healthz_ok"]
+        and all(
+            c["status"] in (403, 429) or c.get("dropped") or (nginx and c.get("finished"))
+            for c in report["export_signed_in"]["export"]["clients"]
+        ),
         "XFF spoof stopped": report["clients"]["xff_spoof"].get("stopped", False),
         "login guessing stopped": report["clients"]["login_brute_force"].get("stopped", False),
         "slow clients held off": report["clients"]["healthz_ok"],
