@@ -720,6 +720,10 @@ class StatementEvent(models.Model):
 
     class Meta:
         ordering = ["statement_id", "id"]
+        # As a refused delete names it: "still referenced by statements (in
+        # their about_events)".
+        verbose_name = "statement about an event"
+        verbose_name_plural = "statements (in their about_events)"
         constraints = [
             models.UniqueConstraint(
                 fields=["statement", "event"], name="events_statement_event_unique"

@@ -276,7 +276,7 @@ class TestEventsThatStatementsAreAbout:
         response = alice.delete(f"/api/v1/events/{event.pk}/", HTTP_IF_MATCH="*")
         assert response.status_code == 409
         assert response["Content-Type"] == "application/problem+json"
-        assert "statement" in response.json()["detail"]
+        assert "statements (in their about_events)" in response.json()["detail"]
         assert api.get(statement["url"]).json() == statement
         assert [e["revision"] for e in history(api, statement["url"])] == [1]
         assert api.get(f"/api/v1/events/{event.pk}/").status_code == 200
