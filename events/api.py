@@ -326,7 +326,9 @@ def api_not_found(request: HttpRequest, *args, **kwargs) -> HttpResponse:
 # How deep a JSON body may nest: the API's bodies need about 5 levels.
 MAX_JSON_DEPTH = 32
 # A JSON string literal, escapes included: its brackets are text, not structure.
-_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+# One never closed runs to the end of the text (`\Z`): without that, the
+# engine would retry from every escaped quote, in time quadratic in the body.
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*(?:"|\Z)', re.DOTALL)
 # Everything but the brackets, once the strings are gone.
 _NOT_BRACKETS = re.compile(r"[^\[\]{}]+")
 _DEPTH_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
@@ -525,6 +527,8 @@ class StrictQueryMixin:
     def accepted_query_parameters(self, request) -> dict[str, bool]:
         """The parameters this request may carry, each with whether it may repeat."""
         action = getattr(self, "action", None) or request.method.lower()
+        if action == "head":  # answered by get(), with the same parameters
+            action = "get"
         accepted = {api_settings.URL_FORMAT_OVERRIDE: False}
         for name in self.query_parameters.get(action, ()):
             accepted[name] = name in self.repeatable_parameters

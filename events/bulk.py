@@ -13,8 +13,10 @@ set-based:
   and one `insert` snapshot per row, resources and child rows alike, pointing
   at it: the history endpoints show the row as created by that import;
 - one change-feed entry per created resource, in the batch's transaction,
-  ordered in the feed by the batch's commit (`el_feed_commit_seq()`: the
-  deferred trigger that orders ordinary writes does not run here);
+  given its place in the feed by the batch's last statement
+  (`el_feed_commit_seq()`: the deferred trigger that orders ordinary writes
+  does not run here), so the feed's commit lock is held only from there to
+  the commit;
 - the checks the triggers make are made on the whole batch before it is
   written: every event and statement cites evidence, every quote is the
   source's text at its offsets, every reference points at an existing row.
@@ -131,6 +133,11 @@ class BulkLoader:
             # Emptied at commit too; but the batch may be part of a larger transaction.
             stages = sql.SQL(", ").join(sql.Identifier(t.stage) for t in self.tables)
             cursor.execute(sql.SQL("TRUNCATE {}").format(stages))
+            # Last: the feed's commit lock is held from here to the commit only.
+            cursor.execute(
+                "UPDATE events_change SET commit_seq = (SELECT el_feed_commit_seq()) "
+                "WHERE txid = txid_current() AND commit_seq IS NULL"
+            )
             cursor.execute("SET LOCAL session_replication_role = origin")
         return counts
 
@@ -205,8 +212,7 @@ class BulkLoader:
         if table.resource:
             query += sql.SQL(
                 " INSERT INTO events_change (resource, object_id, action, revision, txid, "
-                "commit_seq, changed_at) SELECT %(resource)s, id, 'create', 1, txid_current(), "
-                "(SELECT el_feed_commit_seq()), now() FROM new"
+                "changed_at) SELECT %(resource)s, id, 'create', 1, txid_current(), now() FROM new"
             )
         else:
             query += sql.SQL(" SELECT count(*) FROM new")

@@ -11,17 +11,19 @@ nothing and may only:
   remove a row of it: no UPDATE, DELETE or TRUNCATE there.
 
 After every `migrate`, `ensure_app_role()` creates the role when it is missing
-(NOLOGIN: it is reached by SET ROLE from the owner), grants it what the tables
-of this database need, and makes the owner a member so it may switch to it.
-That takes a user allowed to create roles; without that right the migration
-says so and the DBA runs the statements of `grant_statements()` once.
+(NOLOGIN: it is reached by SET ROLE from the owner), makes the owner a member
+so it may switch to it, and grants it what the tables of this database need,
+now and, by default privileges, on the tables and sequences later migrations
+create. Creating the role takes a user allowed to create roles; without that
+right the migration says what is missing, and a DBA creates the role and
+makes the owner a member once.
 """
 
 import logging
 
 from django.apps import apps
 from django.conf import settings
-from django.db import DatabaseError, connections
+from django.db import DatabaseError, connections, transaction
 from psycopg import sql
 
 logger = logging.getLogger(__name__)
@@ -39,6 +41,8 @@ def history_tables() -> list[str]:
 
 
 def grant_statements(role: str) -> list[sql.Composable]:
+    """What the role may do on the tables of this database, now and (default
+    privileges of the user who migrates) on those later migrations create."""
     name = sql.Identifier(role)
     statements = [
         sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(name),
@@ -46,6 +50,14 @@ def grant_statements(role: str) -> list[sql.Composable]:
             name
         ),
         sql.SQL("GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO {}").format(name),
+        sql.SQL(
+            "ALTER DEFAULT PRIVILEGES IN SCHEMA public "
+            "GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {}"
+        ).format(name),
+        sql.SQL(
+            "ALTER DEFAULT PRIVILEGES IN SCHEMA public "
+            "GRANT USAGE, SELECT, UPDATE ON SEQUENCES TO {}"
+        ).format(name),
     ]
     for table in history_tables():
         statements.append(
@@ -58,29 +70,39 @@ def grant_statements(role: str) -> list[sql.Composable]:
 
 def ensure_app_role(using: str = "default", **kwargs) -> None:
     """Create the service's role if needed and grant it what it may do (a
-    post_migrate receiver; idempotent)."""
+    post_migrate receiver; idempotent). Each statement is tried on its own:
+    one the migrating user may not run is reported, and the rest still run."""
     role = settings.DATABASE_APP_ROLE
     if not role:
         return
     connection = connections[using]
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [role])
-            if cursor.fetchone() is None:
-                cursor.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(role)))
-            cursor.execute(sql.SQL("GRANT {} TO CURRENT_USER").format(sql.Identifier(role)))
-            for statement in grant_statements(role):
-                cursor.execute(statement)
-    except DatabaseError as exc:
-        # The migration itself succeeded; the service will refuse to connect
-        # until the role exists, which the warning says how to fix.
+    name = sql.Identifier(role)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [role])
+        exists = cursor.fetchone() is not None
+        statements = [] if exists else [sql.SQL("CREATE ROLE {} NOLOGIN").format(name)]
+        if not exists or not _is_member(cursor, role):
+            statements.append(sql.SQL("GRANT {} TO CURRENT_USER").format(name))
+        failed = []
+        for statement in statements + grant_statements(role):
+            try:
+                with transaction.atomic(using=using):
+                    cursor.execute(statement)
+            except DatabaseError as exc:
+                failed.append(f"{statement.as_string(cursor.connection)}: {exc}".strip())
+    if failed:
+        # The migration itself succeeded; the warning says what is missing.
         logger.warning(
-            "Could not set up the database role %r (%s). Create it as a user allowed to "
-            "create roles (manage.py migrate does so), or set DATABASE_APP_ROLE= to run "
-            "as the owner; see docs/production.md.",
+            "The database role %r is not fully set up; run these as a user allowed to, "
+            "or set DATABASE_APP_ROLE= to run as the owner (docs/production.md):\n%s",
             role,
-            exc,
+            "\n".join(failed),
         )
+
+
+def _is_member(cursor, role: str) -> bool:
+    cursor.execute("SELECT pg_has_role(current_user, %s, 'MEMBER')", [role])
+    return cursor.fetchone()[0]
 
 
 def serve_as_app_role() -> None:

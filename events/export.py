@@ -309,6 +309,7 @@ class ExportSlots:
                 )
         except Exception:  # the shared cache is down: serve, and say so in the log
             logger.warning("Export slots unavailable; export not limited.", exc_info=True)
+            self.release()  # what was taken before the failure (it swallows its own errors)
             self.held = []
         return None
 

@@ -76,3 +76,14 @@ def test_a_web_process_connects_as_the_role():
     with connection.cursor() as cursor:
         cursor.execute("SELECT current_user")
         assert cursor.fetchone() != (ROLE,)
+
+
+@pytest.mark.django_db
+def test_tables_and_sequences_created_after_migrate_are_granted_too():
+    """Default privileges: a later migration's table needs no second grant
+    before the web process may use it (migration 0011's sequence did)."""
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TABLE el_probe (id bigserial PRIMARY KEY, x int)")
+        as_role(cursor)
+        cursor.execute("INSERT INTO el_probe (x) VALUES (1) RETURNING id")
+        assert cursor.fetchone() == (1,)

@@ -67,3 +67,15 @@ def test_many_evidence_items_read_their_source_once(writer):
         if q["sql"].startswith("SELECT") and 'FROM "events_source"' in q["sql"]
     ]
     assert len(reads) == 1, reads
+
+
+def test_an_unclosed_string_full_of_escaped_quotes_is_scanned_in_one_pass():
+    """The depth check strips strings with a regex; a string that never closes
+    must not make it retry from every escaped quote (quadratic: 20,000 escapes
+    took seconds, a 1 MB body hours)."""
+    from events.api import json_depth_exceeds
+
+    body = "[" * 33 + '"' + '\\"' * 20000
+    assert json_depth_exceeds(body, 32) is True
+    assert json_depth_exceeds('[[["]]]]]]]]"]]]', 2) is True
+    assert json_depth_exceeds('[["[[[[[[[[[["]]', 2) is False

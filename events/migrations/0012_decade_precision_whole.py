@@ -5,6 +5,26 @@ import django.db.models.functions.math
 import django.db.models.lookups
 from django.db import migrations, models
 
+# Rows stored before the rule: their bounds widened to the whole decades they
+# fall in (1995-06-01 becomes 1990-01-01, 1995-06-30 becomes 1999-12-31), a
+# revision of each record like any other write, so the constraint can hold.
+WIDEN_TO_DECADES = "\n".join(
+    f"""
+UPDATE {table} SET
+    date_start = CASE WHEN date_start IS NULL THEN NULL
+        ELSE make_date(extract(year FROM date_start)::int / 10 * 10, 1, 1) END,
+    date_end = CASE WHEN date_end IS NULL THEN NULL
+        ELSE make_date(extract(year FROM date_end)::int / 10 * 10 + 9, 12, 31) END
+WHERE date_precision = 'decade'
+  AND (
+    (date_start IS NOT NULL AND date_start <> make_date(
+        extract(year FROM date_start)::int / 10 * 10, 1, 1))
+    OR (date_end IS NOT NULL AND date_end <> make_date(
+        extract(year FROM date_end)::int / 10 * 10 + 9, 12, 31))
+  );"""
+    for table in ("events_event", "events_statement")
+)
+
 
 class Migration(migrations.Migration):
     dependencies = [
@@ -12,6 +32,7 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
+        migrations.RunSQL(WIDEN_TO_DECADES, migrations.RunSQL.noop),
         migrations.AddConstraint(
             model_name="event",
             constraint=models.CheckConstraint(
