@@ -342,7 +342,8 @@ def context_summary(metadata: dict[str, Any], *, public: bool = False) -> dict[s
 
 def writer_pseudonym(user_id: Any, username: str | None) -> str | None:
     """The same writer always gets the same name, which says nothing of the
-    account: `writer-` and 8 hex digits of a keyed hash of the user id."""
+    account: `writer-` and 8 hex digits of a hash of the account's id and
+    name, keyed with the SECRET_KEY (a new key or name, a new pseudonym)."""
     if user_id is None and username is None:
         return None
     digest = hmac.new(
