@@ -426,9 +426,24 @@ def date_from_iso(text: str) -> datetime.date:
     return datetime.date(year, month, day)
 
 
+# Ids and page sizes -----------------------------------------------------------
+
+MAX_ID = 2**63 - 1  # ids are bigint
+ID_TEXT = re.compile(r"[0-9]{1,19}")  # an id as written in a query or a body
+
+
+def page_size_from(raw: str | None, default: int, maximum: int) -> int:
+    """The `page_size` parameter of any paginated answer: 1 to `maximum`."""
+    if raw is None:
+        return default
+    if not raw.isdigit() or not 1 <= int(raw) <= maximum:
+        raise InvalidQuery({"page_size": [f"Must be a whole number from 1 to {maximum}."]})
+    return int(raw)
+
+
 # Headers --------------------------------------------------------------------
 
-_ENTITY_TAG = re.compile(r'(W/)?"([^"]*)"')
+ENTITY_TAG = re.compile(r'(W/)?"([^"]*)"')  # an ETag, weak or strong (RFC 9110)
 _REVISION_TAG = re.compile(r"[1-9][0-9]{0,17}")
 
 
@@ -443,7 +458,7 @@ def check_if_match(header: str) -> None:
         return
     items = [item.strip() for item in header.split(",")]
     for item in items:
-        match = _ENTITY_TAG.fullmatch(item)
+        match = ENTITY_TAG.fullmatch(item)
         if match and match.group(1) and _REVISION_TAG.fullmatch(match.group(2)):
             problem = (
                 f"{item} is a weak ETag; If-Match compares strongly, so it never matches. "
@@ -700,14 +715,9 @@ class KeysetPagination(BasePagination):
         return replace_query_param(self.request.build_absolute_uri(), "cursor", cursor)
 
     def _page_size(self, request) -> int:
-        raw = request.query_params.get("page_size")
-        if raw is None:
-            return self.page_size
-        if not raw.isdigit() or not 1 <= int(raw) <= self.max_page_size:
-            raise InvalidQuery(
-                {"page_size": [f"Must be a whole number from 1 to {self.max_page_size}."]}
-            )
-        return int(raw)
+        return page_size_from(
+            request.query_params.get("page_size"), self.page_size, self.max_page_size
+        )
 
     def _decode(self, cursor: str | None, ordering: str, arity: int) -> list | None:
         if not cursor:

@@ -14,7 +14,7 @@ from drf_spectacular.contrib.django_filters import DjangoFilterExtension
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 
-from events.api import date_from_iso
+from events.api import ID_TEXT, MAX_ID, date_from_iso
 from events.models import (
     COUNTRY_CODE_RE,
     SEARCH_CONFIG,
@@ -135,7 +135,7 @@ class IdsField(forms.MultipleChoiceField):
     def to_python(self, value) -> list[int]:
         ids = []
         for item in value or ():
-            if not isinstance(item, str) or not _ID.fullmatch(item) or int(item) > MAX_ID:
+            if not isinstance(item, str) or not ID_TEXT.fullmatch(item) or int(item) > MAX_ID:
                 raise forms.ValidationError(
                     "%(value)r is not an id: ids are whole numbers, e.g. 3.",
                     code="invalid",
@@ -146,10 +146,6 @@ class IdsField(forms.MultipleChoiceField):
 
     def validate(self, value):
         forms.Field.validate(self, value)  # any id may be asked for: no choices
-
-
-_ID = re.compile(r"[0-9]{1,19}")
-MAX_ID = 2**63 - 1  # bigint
 
 
 @extend_schema_field(OpenApiTypes.INT)

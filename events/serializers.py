@@ -5,7 +5,6 @@ of a record without further calls; write serializers (`EventWriteSerializer`,
 ...) take ids and validate input before the services store it.
 """
 
-import re
 from collections.abc import Mapping
 
 from django.conf import settings
@@ -20,7 +19,7 @@ from rest_framework.exceptions import ErrorDetail
 from rest_framework.relations import MANY_RELATION_KWARGS
 
 from actors.models import Actor
-from events.api import date_from_iso
+from events.api import ID_TEXT, MAX_ID, date_from_iso
 from events.models import (
     ChangeAction,
     Event,
@@ -117,7 +116,7 @@ class IdField(serializers.PrimaryKeyRelatedField):
     def to_internal_value(self, data):
         if isinstance(data, bool) or not isinstance(data, int | str):
             self.fail("incorrect_type", data_type=type(data).__name__)
-        if isinstance(data, str) and not _DIGITS.fullmatch(data):
+        if isinstance(data, str) and not ID_TEXT.fullmatch(data):
             self.fail("incorrect_type", data_type="str")
         if not 0 < int(data) <= MAX_ID:
             self.fail("does_not_exist", pk_value=data)
@@ -128,10 +127,6 @@ class IdField(serializers.PrimaryKeyRelatedField):
         if key not in loaded:
             loaded[key] = super().to_internal_value(data)
         return loaded[key]
-
-
-_DIGITS = re.compile(r"[0-9]{1,19}")
-MAX_ID = 2**63 - 1  # bigint
 
 
 # For every input serializer: a body key that is not a writable field is an

@@ -5,7 +5,6 @@ import base64
 import binascii
 import contextlib
 import json
-import re
 
 import psycopg.errors
 from django.conf import settings
@@ -36,6 +35,8 @@ from actors.models import Actor, Affiliation
 from actors.serializers import ActorSerializer, AffiliationSerializer
 from events import idempotency
 from events.api import (
+    ENTITY_TAG,
+    MAX_ID,
     FilterBackend,
     Gone,
     InvalidQuery,
@@ -46,6 +47,7 @@ from events.api import (
     StrictQueryMixin,
     check_if_match,
     date_from_iso,
+    page_size_from,
     problem_response,
 )
 from events.export import FORMATS as EXPORT_FORMATS
@@ -297,13 +299,10 @@ def etag_matches(header: str, revision: int, *, weak: bool) -> bool:
     this revision?"""
     if header.strip() == "*":
         return True
-    for is_weak, tag in ETAG_RE.findall(header):
+    for is_weak, tag in ENTITY_TAG.findall(header):
         if tag == str(revision) and (weak or not is_weak):
             return True
     return False
-
-
-ETAG_RE = re.compile(r'(W/)?"([^"]*)"')
 
 
 class ServiceViewSet(StrictQueryMixin, viewsets.ModelViewSet):
@@ -479,7 +478,9 @@ class ServiceViewSet(StrictQueryMixin, viewsets.ModelViewSet):
         model = self.queryset.model
         if not has_history(model, pk):
             raise exceptions.NotFound("No record with this id has ever existed.")
-        size = history_page_size(request.query_params.get("page_size"))
+        size = page_size_from(
+            request.query_params.get("page_size"), HISTORY_PAGE_SIZE, HISTORY_MAX_PAGE_SIZE
+        )
         older_than = decode_history_cursor(request.query_params.get("cursor"))
         newest_first = [
             entry.revision
@@ -790,12 +791,9 @@ class ChangeFeedView(StrictQueryMixin, APIView):
         unknown = sorted(set(resources) - set(FEED_RESOURCES))
         if unknown:
             raise InvalidQuery({"resource": [f"Unknown resource {unknown[0]!r}."]})
-        size = self.page_size
-        if "page_size" in request.query_params:
-            raw = request.query_params["page_size"]
-            if not raw.isdigit() or not 1 <= int(raw) <= self.max_page_size:
-                raise InvalidQuery({"page_size": ["Must be a whole number from 1 to 1000."]})
-            size = int(raw)
+        size = page_size_from(
+            request.query_params.get("page_size"), self.page_size, self.max_page_size
+        )
         # Ordered by commit (events.models.Change): an entry is visible only once
         # every entry before it is, so a cursor never passes a change.
         changes = Change.objects.filter(commit_seq__isnull=False)
@@ -862,16 +860,6 @@ class ChangeFeedView(StrictQueryMixin, APIView):
         return found
 
 
-def history_page_size(raw: str | None) -> int:
-    if raw is None:
-        return HISTORY_PAGE_SIZE
-    if not raw.isdigit() or not 1 <= int(raw) <= HISTORY_MAX_PAGE_SIZE:
-        raise InvalidQuery(
-            {"page_size": [f"Must be a whole number from 1 to {HISTORY_MAX_PAGE_SIZE}."]}
-        )
-    return int(raw)
-
-
 def encode_history_cursor(revision: int) -> str:
     token = json.dumps({"r": revision}, separators=(",", ":"))
     return base64.urlsafe_b64encode(token.encode()).decode().rstrip("=")
@@ -925,7 +913,7 @@ def _is_position(value) -> bool:
     return (
         isinstance(value, list)
         and len(value) == 2
-        and all(type(v) is int and 0 <= v < 2**63 for v in value)
+        and all(type(v) is int and 0 <= v <= MAX_ID for v in value)
     )
 
 
