@@ -4,10 +4,12 @@ import contextlib
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
+from config.postgresql.base import TRUSTED_FOR
 from tests.live import call, live_service
 
 pytestmark = pytest.mark.skipif(
@@ -54,6 +56,11 @@ def test_requests_after_a_database_restart_succeed_and_during_it_get_503(tmp_pat
             assert call("GET", f"{service.url}/healthz")[0] == 200  # the process is fine
 
             pg_ctl(data_dir, "-o", f'-h "" -k {data_dir}', "-l", str(tmp_path / "pg.log"), "start")
+            # A connection that served a request less than TRUSTED_FOR ago is used
+            # unchecked, by design (config/postgresql/base.py): a worker the outage
+            # did not reach would meet the restart with its first request. Past that
+            # window, every connection is checked, and none may fail.
+            time.sleep(TRUSTED_FOR)
             assert [call("GET", f"{api}/events/")[0] for _ in range(4)] == [200] * 4
             after = {"slug": "after", "name": "After", "kind": "group"}
             assert call("POST", f"{api}/actors/", after, auth)[0] == 201
