@@ -2,7 +2,8 @@ from django.contrib import admin
 
 from actors.models import Actor, ActorAlias, ActorIdentifier, Affiliation
 from actors.serializers import ActorSerializer, AffiliationSerializer
-from events.admin import EvidenceInline, LedgerModelAdmin
+from events.admin import EvidenceInline
+from ledger.admin import LedgerModelAdmin
 
 
 class ActorAliasInline(admin.TabularInline):

@@ -6,3 +6,37 @@ class ActorsConfig(AppConfig):
 
     name = "actors"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from actors import models, serializers
+        from ledger.registry import Child, Resource, register
+
+        register(
+            Resource(
+                "actors",
+                "actor",
+                models.Actor,
+                serializers.ActorSerializer,
+                children=(
+                    Child("aliases", models.ActorAlias, "actor_id", lambda a: a.name),
+                    Child("identifiers", models.ActorIdentifier, "actor_id", lambda i: i.scheme),
+                ),
+            )
+        )
+        register(
+            Resource(
+                "affiliations",
+                "affiliation",
+                models.Affiliation,
+                serializers.AffiliationSerializer,
+                children=(
+                    Child(
+                        "evidence",
+                        self.apps.get_model("events", "Evidence"),
+                        "affiliation_id",
+                        lambda e: (e.source_id, e.start, e.end, e.pk),
+                    ),
+                ),
+                refs={"member": models.Actor, "organization": models.Actor},
+            )
+        )

@@ -15,7 +15,7 @@ from actors.models import (
     Sector,
     normalized_identifier,
 )
-from events.filters import AnyOfFilter, CountryFilter, FilterSet, IdFilter
+from ledger.api.filters import AnyOfFilter, CountryFilter, FilterSet, IdFilter
 
 
 class IdentifierField(forms.CharField):

@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F, Q
 
-from events.models import (
+from ledger.models import (
     COUNTRY_CODE_RE,
     DatePrecision,
     Revisioned,

@@ -20,10 +20,9 @@ from events.serializers import (
     ActorRefSerializer,
     EvidenceInputSerializer,
     EvidenceSerializer,
-    StrictCharField,
-    StrictInputMixin,
     _absolute,
 )
+from ledger.api.serializers import StrictCharField, StrictInputMixin
 
 
 class IdentifierSerializer(StrictInputMixin, serializers.ModelSerializer):

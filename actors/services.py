@@ -7,8 +7,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from django.db import transaction
 
 from actors.models import Actor, ActorAlias, ActorIdentifier, Affiliation
-from events.models import DatePrecision
-from events.services import Span, apply_fields, evidence_attach, evidence_replace
+from events.services import Span, evidence_attach, evidence_replace
+from ledger.models import DatePrecision
+from ledger.services import apply_fields
 
 
 @transaction.atomic

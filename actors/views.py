@@ -18,7 +18,7 @@ from actors.services import (
     affiliation_delete,
     affiliation_update,
 )
-from events.views import ID_ORDERINGS, NAME_ORDERINGS, ServiceViewSet, crud_docs
+from ledger.api.viewsets import ID_ORDERINGS, NAME_ORDERINGS, ServiceViewSet, crud_docs
 
 
 @extend_schema_view(

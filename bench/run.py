@@ -342,7 +342,7 @@ def filtered_paths(actors: list[int]) -> list[str]:
 
 def deep_cursor(position: int) -> str:
     """The cursor of the row at `position` in the default ordering (-date):
-    its page starts just after that row (events.api.KeysetPagination)."""
+    its page starts just after that row (ledger.api.pagination.KeysetPagination)."""
     date_sort, pk = sql(
         "SELECT date_sort, id FROM events_event ORDER BY date_sort DESC, id DESC OFFSET %s LIMIT 1",
         [position],

@@ -111,7 +111,7 @@ elif not DEBUG and (
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
-CSRF_FAILURE_VIEW = "events.api.csrf_failure"
+CSRF_FAILURE_VIEW = "ledger.api.errors.csrf_failure"
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -131,19 +131,20 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "axes",
+    "ledger",
     "actors",
     "events",
 ]
 
 MIDDLEWARE = [
-    "events.api.ProblemMiddleware",
+    "ledger.api.errors.ProblemMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "events.history.RequestContextMiddleware",
+    "ledger.context.RequestContextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
@@ -191,7 +192,7 @@ else:
     )
 # Django's PostgreSQL backend, with a health check that trusts a connection
 # which has just served a request (config/postgresql/base.py).
-_database["ENGINE"] = "config.postgresql"
+_database["ENGINE"] = "ledger.postgresql"
 _database["CONN_MAX_AGE"] = env_int("CONN_MAX_AGE", 60)
 _database["CONN_HEALTH_CHECKS"] = True
 # No query may run longer than this (milliseconds; 0 disables). Long maintenance
@@ -202,7 +203,7 @@ _database.setdefault("OPTIONS", {})["options"] = (
 )
 DATABASES = {"default": _database}
 # The role web processes run as: may read and write rows, may add history but
-# not change it (events/database_role.py). Empty: run as the connecting user.
+# not change it (ledger/database_role.py). Empty: run as the connecting user.
 DATABASE_APP_ROLE = os.environ.get("DATABASE_APP_ROLE", "ledger_app")
 if DATABASE_APP_ROLE and not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", DATABASE_APP_ROLE):
     raise ImproperlyConfigured(
@@ -376,20 +377,23 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": [
         "rest_framework.permissions.DjangoModelPermissionsOrAnonReadOnly"
     ],
-    "DEFAULT_PARSER_CLASSES": ["events.api.StrictJSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["ledger.api.parsers.StrictJSONParser"],
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
-    "DEFAULT_FILTER_BACKENDS": ["events.api.FilterBackend"],
-    "DEFAULT_PAGINATION_CLASS": "events.api.KeysetPagination",
-    "DEFAULT_THROTTLE_CLASSES": ["events.api.AnonThrottle", "events.api.UserThrottle"],
+    "DEFAULT_FILTER_BACKENDS": ["ledger.api.filters.FilterBackend"],
+    "DEFAULT_PAGINATION_CLASS": "ledger.api.pagination.KeysetPagination",
+    "DEFAULT_THROTTLE_CLASSES": [
+        "ledger.api.throttling.AnonThrottle",
+        "ledger.api.throttling.UserThrottle",
+    ],
     "DEFAULT_THROTTLE_RATES": {
         "anon": os.environ.get("THROTTLE_ANON", "300/min"),
         "user": os.environ.get("THROTTLE_USER", "1200/min"),
     },
     "NUM_PROXIES": NUM_PROXIES,
-    "EXCEPTION_HANDLER": "events.api.problem_exception_handler",
+    "EXCEPTION_HANDLER": "ledger.api.errors.problem_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_VERSIONING_CLASS": None,
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
@@ -412,7 +416,7 @@ SPECTACULAR_SETTINGS = {
         "ActorKindEnum": "actors.models.ActorKind",
         "SectorEnum": "actors.models.Sector",
         "PlaceKindEnum": "events.models.PlaceKind",
-        "DatePrecisionEnum": "events.models.DatePrecision",
+        "DatePrecisionEnum": "ledger.models.DatePrecision",
         "EventTypeEnum": "events.models.EventType",
         "EventContextEnum": "events.models.EventContext",
         "EventStatusEnum": "events.models.EventStatus",
@@ -428,9 +432,9 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "events.api.problem_responses_hook",
-        "events.api.single_response_examples_hook",
-        "events.api.client_hygiene_hook",
+        "ledger.api.schema.problem_responses_hook",
+        "ledger.api.schema.single_response_examples_hook",
+        "ledger.api.schema.client_hygiene_hook",
     ],
 }
 

@@ -7,8 +7,8 @@ from drf_spectacular.views import (
     SpectacularSwaggerSplitView,
 )
 
-from events.api import api_not_found
-from events.views import healthz, readyz
+from ledger.api.errors import api_not_found
+from ledger.views import healthz, readyz
 
 admin.site.site_header = "Event Ledger"
 admin.site.site_title = "Event Ledger admin"

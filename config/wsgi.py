@@ -9,6 +9,6 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 application = get_wsgi_application()
 
 # The web process runs as the database role that may not rewrite history.
-from events.database_role import serve_as_app_role  # noqa: E402
+from ledger.database_role import serve_as_app_role  # noqa: E402
 
 serve_as_app_role()

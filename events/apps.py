@@ -9,8 +9,59 @@ class EventsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from django.db.models.signals import post_migrate
+        from actors.models import Actor
+        from events import models, serializers
+        from ledger.registry import Child, Resource, register
 
-        from events.database_role import ensure_app_role
+        evidence = models.Evidence
 
-        post_migrate.connect(ensure_app_role, sender=self, dispatch_uid="ledger-app-role")
+        def cited(fk: str) -> Child:
+            return Child("evidence", evidence, fk, lambda e: (e.source_id, e.start, e.end, e.pk))
+
+        register(Resource("sources", "source", models.Source, serializers.SourceSerializer))
+        register(Resource("places", "place", models.Place, serializers.PlaceSerializer))
+        register(
+            Resource(
+                "events",
+                "event",
+                models.Event,
+                serializers.EventSerializer,
+                children=(
+                    Child(
+                        "participants",
+                        models.EventParticipant,
+                        "event_id",
+                        lambda p: p.pk,
+                        refs={"actor": Actor},
+                    ),
+                    cited("event_id"),
+                ),
+                refs={"place": models.Place},
+            )
+        )
+        register(
+            Resource(
+                "statements",
+                "statement",
+                models.Statement,
+                serializers.StatementSerializer,
+                children=(
+                    Child(
+                        "actor_links",
+                        models.StatementActor,
+                        "statement_id",
+                        lambda link: link.pk,
+                        refs={"actor": Actor},
+                    ),
+                    Child(
+                        "about_events",
+                        models.StatementEvent,
+                        "statement_id",
+                        lambda link: link.event_id,
+                        through="event",
+                    ),
+                    cited("statement_id"),
+                ),
+                refs={"speaker": Actor},
+            )
+        )

@@ -1,7 +1,5 @@
 """Query filters of the event, statement, source and place lists."""
 
-import copy
-import datetime
 import re
 
 import django_filters as filters
@@ -9,14 +7,9 @@ from django import forms
 from django.contrib.postgres.search import SearchQuery
 from django.db.models import BooleanField, Exists, OuterRef, Q, QuerySet
 from django.db.models.expressions import RawSQL
-from django.http import QueryDict
-from drf_spectacular.contrib.django_filters import DjangoFilterExtension
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 
-from events.api import ID_TEXT, MAX_ID, date_from_iso
 from events.models import (
-    COUNTRY_CODE_RE,
     SEARCH_CONFIG,
     Event,
     EventContext,
@@ -35,184 +28,7 @@ from events.models import (
     StatementEvent,
     StatementKind,
 )
-
-
-class _ShallowFields(dict):
-    """A form's fields, copied field by field instead of deeply: a form copies
-    its fields for every instance, and filter forms only validate."""
-
-    def __deepcopy__(self, memo):
-        return {name: copy.copy(field) for name, field in self.items()}
-
-
-class FilterSet(filters.FilterSet):
-    """django-filter's FilterSet, lighter on every request: its filters are
-    copied one by one rather than deeply (a filter's per-request state is its
-    model and parent), and its form class is built once per filterset class.
-    Deep copies were a fifth of the cost of a filtered event page."""
-
-    # Pairs of (lower bound, upper bound) parameters: the lower must not exceed the upper.
-    ranges: tuple[tuple[str, str], ...] = ()
-
-    def __init__(self, data=None, queryset=None, *, request=None, prefix=None):
-        # As django-filter's FilterSet.__init__, but for the copy of the filters.
-        if queryset is None:
-            queryset = self._meta.model._default_manager.all()
-        self.is_bound = data is not None
-        self.data = data or QueryDict()
-        self.queryset = queryset
-        self.request = request
-        self.form_prefix = prefix
-        self.filters = {name: copy.copy(f) for name, f in self.base_filters.items()}
-        for filter_ in self.filters.values():
-            filter_.model = queryset.model
-            filter_.parent = self
-            if filter_.method is not None:
-                filter_.method = filter_.method  # a FilterMethod bound to this copy
-
-    def get_form_class(self):
-        cls = type(self)
-        if "_form_class" not in cls.__dict__:
-            fields = {name: filter_.field for name, filter_ in cls.base_filters.items()}
-            form = type(f"{cls.__name__}Form", (self._meta.form,), fields)
-            form.base_fields = _ShallowFields(form.base_fields)
-            cls._form_class = form
-        return cls._form_class
-
-    def is_valid(self) -> bool:
-        """The form's validation, and each of `ranges`: a range whose start
-        comes after its end matches nothing, so it is a mistake, named on both
-        parameters."""
-        if not super().is_valid():
-            return False
-        cleaned = self.form.cleaned_data
-        for low, high in self.ranges:
-            if cleaned.get(low) and cleaned.get(high) and cleaned[low] > cleaned[high]:
-                message = f"{low} ({cleaned[low]}) is after {high} ({cleaned[high]})."
-                self.form.add_error(low, forms.ValidationError(message, code="empty_range"))
-                self.form.add_error(high, forms.ValidationError(message, code="empty_range"))
-        return not self.form.errors
-
-
-class IsoDateField(forms.DateField):
-    """A date written YYYY-MM-DD, and only so; an impossible one (2023-02-30)
-    is called impossible, not badly formatted."""
-
-    def to_python(self, value):
-        if value in self.empty_values:
-            return None
-        if isinstance(value, datetime.date):
-            return value
-        try:
-            return date_from_iso(str(value))
-        except ValueError as exc:
-            raise forms.ValidationError(str(exc), code="invalid") from None
-
-
-class DateFilter(filters.DateFilter):
-    field_class = IsoDateField
-
-
-class AnyOfFilter(filters.MultipleChoiceFilter):
-    """A repeatable parameter matching any of its values (`type=A&type=B`); the
-    schema declares it an exploded array. The values reach a `method` as a
-    list; without a method, the filter is `field_name__in` (no DISTINCT: the
-    fields filtered this way are the model's own columns)."""
-
-    def __init__(self, *args, **kwargs):
-        kwargs.setdefault("distinct", False)
-        super().__init__(*args, **kwargs)
-
-    def filter(self, qs, value):
-        if not value:
-            return qs
-        return self.get_method(qs)(**{f"{self.field_name}__in": sorted(set(value))})
-
-
-class IdsField(forms.MultipleChoiceField):
-    """Record ids, one per repetition of the parameter."""
-
-    def to_python(self, value) -> list[int]:
-        ids = []
-        for item in value or ():
-            if not isinstance(item, str) or not ID_TEXT.fullmatch(item) or int(item) > MAX_ID:
-                raise forms.ValidationError(
-                    "%(value)r is not an id: ids are whole numbers, e.g. 3.",
-                    code="invalid",
-                    params={"value": item},
-                )
-            ids.append(int(item))
-        return ids
-
-    def validate(self, value):
-        forms.Field.validate(self, value)  # any id may be asked for: no choices
-
-
-@extend_schema_field(OpenApiTypes.INT)
-class IdFilter(AnyOfFilter):
-    """Record ids: `actor=2&actor=3` is either of them."""
-
-    field_class = IdsField
-
-
-class CodesField(forms.MultipleChoiceField):
-    """Codes of a fixed form (ISO 3166-1 alpha-3 country codes), in any case."""
-
-    def __init__(self, *args, pattern: str, message: str, **kwargs):
-        self.pattern, self.message = re.compile(pattern), message
-        super().__init__(*args, **kwargs)
-
-    def to_python(self, value) -> list[str]:
-        codes = []
-        for item in value or ():
-            code = item.upper() if isinstance(item, str) else ""
-            if not self.pattern.fullmatch(code):
-                raise forms.ValidationError(
-                    "%(value)r: %(message)s",
-                    code="invalid",
-                    params={"value": item, "message": self.message},
-                )
-            codes.append(code)
-        return codes
-
-    def validate(self, value):
-        forms.Field.validate(self, value)
-
-
-@extend_schema_field(OpenApiTypes.STR)
-class CountryFilter(AnyOfFilter):
-    """ISO 3166-1 alpha-3 codes (or the project's own, such as EUR), any case."""
-
-    field_class = CodesField
-
-    def __init__(self, *args, **kwargs):
-        kwargs.setdefault("pattern", COUNTRY_CODE_RE.strip("^$"))
-        kwargs.setdefault("message", "use a three-letter ISO 3166-1 alpha-3 code, e.g. ARM.")
-        super().__init__(*args, **kwargs)
-
-
-class FilterSchema(DjangoFilterExtension):
-    """drf-spectacular's description of django-filter parameters, with two
-    corrections: a filter whose type is declared (`extend_schema_field`, as
-    IdFilter does) keeps its help text, and a repeatable filter over an array
-    column (`context`) takes single values, not arrays."""
-
-    target_class = "events.api.FilterBackend"
-    priority = 1
-
-    def resolve_filter_field(self, auto_schema, model, filterset_class, field_name, filter_field):
-        parameters = super().resolve_filter_field(
-            auto_schema, model, filterset_class, field_name, filter_field
-        )
-        for parameter in parameters:
-            if not parameter.get("description"):
-                description = self._get_field_description(filter_field, None)
-                if description:
-                    parameter["description"] = description
-            schema = parameter["schema"]
-            if schema.get("type") == "array" and schema["items"].get("type") == "array":
-                schema["items"] = schema["items"]["items"]
-        return parameters
+from ledger.api.filters import AnyOfFilter, CountryFilter, DateFilter, FilterSet, IdFilter
 
 
 def search_query(text: str) -> SearchQuery:

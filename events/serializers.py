@@ -5,23 +5,15 @@ of a record without further calls; write serializers (`EventWriteSerializer`,
 ...) take ids and validate input before the services store it.
 """
 
-from collections.abc import Mapping
-
-from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import models
 from django.db.models import Prefetch
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
-from rest_framework.exceptions import ErrorDetail
-from rest_framework.relations import MANY_RELATION_KWARGS
 
 from actors.models import Actor
-from events.api import ID_TEXT, MAX_ID, date_from_iso
 from events.models import (
-    ChangeAction,
     Event,
     EventParticipant,
     Evidence,
@@ -34,170 +26,13 @@ from events.models import (
     StatementActor,
 )
 from events.services import Span, locate_quote
-
-# Shared pieces ----------------------------------------------------------------
-
-
-class IsoDateField(serializers.DateField):
-    """A date written YYYY-MM-DD, and only so; an impossible one (2023-02-30)
-    is called impossible, not badly formatted."""
-
-    def to_internal_value(self, value):
-        if isinstance(value, str):
-            try:
-                return date_from_iso(value)
-            except ValueError as exc:
-                raise serializers.ValidationError(str(exc), code="invalid") from None
-        return super().to_internal_value(value)
-
-
-class StrictStringMixin:
-    """A JSON string, and only so: DRF would take the number 0 as "0" and
-    `true` as an error only by luck, where the schema says string."""
-
-    def to_internal_value(self, data):
-        if not isinstance(data, str):
-            raise serializers.ValidationError("Not a valid string.", code="invalid")
-        return super().to_internal_value(data)
-
-
-class StrictCharField(StrictStringMixin, serializers.CharField):
-    pass
-
-
-class StrictSlugField(StrictStringMixin, serializers.SlugField):
-    pass
-
-
-class StrictURLField(StrictStringMixin, serializers.URLField):
-    pass
-
-
-class StrictEmailField(StrictStringMixin, serializers.EmailField):
-    pass
-
-
-class StrictIPAddressField(StrictStringMixin, serializers.IPAddressField):
-    pass
-
-
-# DRF's string fields, each with its strict variant: ModelSerializer builds these.
-STRICT_STRING_FIELDS = {
-    serializers.CharField: StrictCharField,
-    serializers.SlugField: StrictSlugField,
-    serializers.URLField: StrictURLField,
-    serializers.EmailField: StrictEmailField,
-    serializers.IPAddressField: StrictIPAddressField,
-}
-
-
-class IdListField(serializers.ManyRelatedField):
-    """A list of ids: a JSON array, never an object (DRF would take an object's
-    keys as the ids, and `{}` as an empty list)."""
-
-    def to_internal_value(self, data):
-        if not isinstance(data, list):
-            self.fail("not_a_list", input_type=type(data).__name__)
-        return super().to_internal_value(data)
-
-
-class IdField(serializers.PrimaryKeyRelatedField):
-    """A record's id: a whole number (or a string of digits), never a float, a
-    boolean or a list; an id no record can have is "does not exist"."""
-
-    @classmethod
-    def many_init(cls, *args, **kwargs):
-        list_kwargs = {"child_relation": cls(*args, **kwargs)}
-        for key in kwargs:
-            if key in MANY_RELATION_KWARGS:
-                list_kwargs[key] = kwargs[key]
-        return IdListField(**list_kwargs)
-
-    def to_internal_value(self, data):
-        if isinstance(data, bool) or not isinstance(data, int | str):
-            self.fail("incorrect_type", data_type=type(data).__name__)
-        if isinstance(data, str) and not ID_TEXT.fullmatch(data):
-            self.fail("incorrect_type", data_type="str")
-        if not 0 < int(data) <= MAX_ID:
-            self.fail("does_not_exist", pk_value=data)
-        # Each record once per request: two thousand evidence items citing one
-        # source read its text once, not two thousand times.
-        loaded = self.context.setdefault("_loaded_records", {})
-        key = (self.get_queryset().model, int(data))
-        if key not in loaded:
-            loaded[key] = super().to_internal_value(data)
-        return loaded[key]
-
-
-# For every input serializer: a body key that is not a writable field is an
-# error with its own pointer, not silently dropped, whether it is misspelt
-# (`titel`) or read-only (`id`, `revision`, `url`, `created_at`). Nested input
-# serializers (participants, evidence, identifiers) use it too. Dates are
-# YYYY-MM-DD only; strings are JSON strings (declared fields use the Strict...
-# classes too). An item of a nested list is complete even in a PATCH: the list
-# replaces the stored one, but DRF would apply the PATCH's partial to the items
-# and let one without a required field through. (A comment, not a docstring:
-# the OpenAPI document would take a docstring as the description of every
-# serializer without one of its own.)
-class StrictInputMixin:
-    serializer_field_mapping = {
-        **{
-            model_field: STRICT_STRING_FIELDS.get(field, field)
-            for model_field, field in serializers.ModelSerializer.serializer_field_mapping.items()
-        },
-        models.DateField: IsoDateField,
-    }
-    serializer_related_field = IdField
-
-    def to_internal_value(self, data):
-        errors = {}
-        if isinstance(data, Mapping):
-            writable = [name for name, field in self.fields.items() if not field.read_only]
-            for key in data:
-                if key not in writable:
-                    errors[key] = [self._unexpected_field(str(key), writable)]
-            if self.parent is not None and getattr(self.root, "partial", False):
-                for name in writable:
-                    if self.fields[name].required and name not in data:
-                        message = self.fields[name].error_messages["required"]
-                        errors[name] = [ErrorDetail(message, code="required")]
-            limit = settings.API_MAX_LIST_ITEMS
-            for key, value in data.items():
-                if isinstance(value, list) and len(value) > limit:
-                    # Refused before any item is looked at: one write stays bounded.
-                    raise serializers.ValidationError(
-                        {
-                            key: [
-                                ErrorDetail(
-                                    f"At most {limit} items per list; this one has {len(value)}. "
-                                    "Split the change into several writes.",
-                                    code="too_many_items",
-                                )
-                            ]
-                        }
-                    )
-        try:
-            value = super().to_internal_value(data)
-        except serializers.ValidationError as exc:
-            if errors and isinstance(exc.detail, dict):
-                raise serializers.ValidationError({**exc.detail, **errors}) from None
-            raise
-        if errors:
-            raise serializers.ValidationError(errors)
-        return value
-
-    def _unexpected_field(self, key: str, writable: list[str]) -> ErrorDetail:
-        model = getattr(getattr(self, "Meta", None), "model", None)
-        known = {"id", "url"} | {f.name for f in model._meta.concrete_fields} if model else set()
-        if key in known or key in self.fields:
-            return ErrorDetail(
-                f"{key} is read-only: the server sets it. Leave it out of the body.",
-                code="read_only",
-            )
-        return ErrorDetail(
-            f"Unknown field {key}. The fields are: {', '.join(writable)}.",
-            code="unknown_field",
-        )
+from ledger.api.serializers import (
+    DatedInputMixin,
+    IdField,
+    StrictCharField,
+    StrictInputMixin,
+    StrictURLField,
+)
 
 
 class ActorRefSerializer(serializers.ModelSerializer):
@@ -272,27 +107,6 @@ class EvidenceInputSerializer(StrictInputMixin, serializers.Serializer):
         except DjangoValidationError as exc:
             raise serializers.ValidationError({"quote": exc.messages}) from None
         return Span(source=source, start=start, end=end)
-
-
-class DatedInputMixin:
-    """Checks a dated interval before it reaches the database's constraints."""
-
-    def validate(self, attrs):
-        attrs = super().validate(attrs)
-        # A partial update keeps the stored values of fields left out; a full one resets them.
-        instance = self.instance if self.partial else None
-
-        def current(name):
-            return attrs[name] if name in attrs else getattr(instance, name, None)
-
-        start, end = current("date_start"), current("date_end")
-        if start is None and end is None:
-            raise serializers.ValidationError(
-                {"date_end": "Give date_start, date_end or both; an interval needs a bound."}
-            )
-        if start is not None and end is not None and start > end:
-            raise serializers.ValidationError({"date_start": "Must not be after date_end."})
-        return attrs
 
 
 def _absolute(request, path: str) -> str:
@@ -741,72 +555,3 @@ class StatementWriteSerializer(StrictInputMixin, DatedInputMixin, serializers.Mo
             "review_status",
             "evidence",
         ]
-
-
-# History ------------------------------------------------------------------------
-
-
-class HistoryEntrySerializer(serializers.Serializer):
-    """One revision of a record."""
-
-    revision = serializers.IntegerField()
-    action = serializers.ChoiceField(choices=ChangeAction.choices)
-    time = serializers.DateTimeField()
-    user = serializers.CharField(
-        allow_null=True,
-        help_text="Who made the change, if known: the account name for signed-in readers, "
-        "a stable pseudonym (writer-1a2b3c4d) for anonymous ones.",
-    )
-    auth = serializers.CharField(allow_null=True, help_text="token or session (signed-in readers).")
-    via = serializers.CharField(
-        allow_null=True, help_text="Through what: api, admin, seed, shell; null for raw SQL."
-    )
-    request_id = serializers.CharField(
-        allow_null=True,
-        help_text="The server's id of the request that made the change (signed-in readers).",
-    )
-    client_request_id = serializers.CharField(
-        allow_null=True,
-        help_text="The X-Request-ID the client sent, if any: chosen by the client, so it "
-        "proves nothing (signed-in readers).",
-    )
-    reason = serializers.CharField(allow_null=True, help_text="The reason the writer gave.")
-    changes = serializers.DictField(
-        child=serializers.DictField(),
-        help_text="Each changed field with its value `before` and `after`.",
-    )
-    url = serializers.URLField(help_text="The record as it was at this revision.")
-
-
-class HistorySerializer(serializers.Serializer):
-    next = serializers.URLField(
-        allow_null=True, help_text="The next, older page, or null on the last page."
-    )
-    results = HistoryEntrySerializer(many=True)
-
-
-class ChangeSerializer(serializers.Serializer):
-    """One entry of the change feed."""
-
-    resource = serializers.ChoiceField(
-        choices=["actors", "affiliations", "events", "places", "sources", "statements"]
-    )
-    id = serializers.IntegerField(help_text="The record's id.")
-    action = serializers.ChoiceField(choices=ChangeAction.choices)
-    revision = serializers.IntegerField(help_text="The revision this change made.")
-    changed_at = serializers.DateTimeField()
-    url = serializers.URLField()
-    data = serializers.JSONField(
-        allow_null=True,
-        help_text="The record's current representation, or null if it no longer exists.",
-    )
-
-
-class ChangeFeedSerializer(serializers.Serializer):
-    next = serializers.URLField(
-        allow_null=True, help_text="More changes are ready now: follow this link."
-    )
-    cursor = serializers.CharField(
-        help_text="Position after the last change listed: pass it as `after` next time."
-    )
-    results = ChangeSerializer(many=True)

@@ -11,7 +11,6 @@ from django.core.exceptions import ValidationError
 from django.db import models, transaction
 
 from events.models import (
-    DatePrecision,
     Event,
     EventParticipant,
     EventStatus,
@@ -23,6 +22,8 @@ from events.models import (
     StatementActor,
     StatementActorRole,
 )
+from ledger.models import DatePrecision
+from ledger.services import ConflictError, apply_fields
 
 
 @dataclass(frozen=True)
@@ -235,30 +236,6 @@ def statement_create(
     statement.about_events.set(about_events)
     evidence_attach(record=statement, spans=evidence)
     return statement
-
-
-class ConflictError(Exception):
-    """The change would contradict stored data (the API answers 409)."""
-
-
-def apply_fields(instance: models.Model, fields: dict) -> bool:
-    """Set `fields` on `instance`, validate it whole, and save it. A stored
-    record whose values already are `fields` is left alone: a write that
-    changes nothing records nothing. Returns whether it saved."""
-    if instance.pk is not None:
-        fields = {name: value for name, value in fields.items() if getattr(instance, name) != value}
-        if not fields:
-            return False
-    for name, value in fields.items():
-        setattr(instance, name, value)
-    if instance.pk is not None:
-        instance.changed_fields = set(fields)  # constraints over other fields still hold
-    try:
-        instance.full_clean()
-    finally:
-        instance.changed_fields = None
-    instance.save()
-    return True
 
 
 def evidence_replace(*, record: models.Model, spans: Sequence[Span]) -> list[Evidence]:

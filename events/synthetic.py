@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from django.utils.text import slugify
 
 from actors.models import Actor
-from events.bulk import TIMESTAMPS, BulkLoader, Table
 from events.models import (
     EVENT_VOCABULARY_VERSION,
     Event,
@@ -31,6 +30,7 @@ from events.models import (
     StatementEvent,
     StatementKind,
 )
+from ledger.bulk import TIMESTAMPS, BulkLoader, Table
 
 PUBLISHER = "Synthetic Wire"
 EVENTS_PER_SOURCE = 10

@@ -2,13 +2,13 @@ from django.urls import path
 from rest_framework.routers import SimpleRouter
 
 from events.views import (
-    ChangeFeedView,
     EventExportView,
     EventViewSet,
     PlaceViewSet,
     SourceViewSet,
     StatementViewSet,
 )
+from ledger.views import ChangeFeedView
 
 # Path converters: an id is an int, so any other segment is an unknown URL (404).
 router = SimpleRouter(use_regex_path=False)

@@ -4,7 +4,6 @@ import factory
 
 from actors.models import Actor, ActorAlias, ActorIdentifier, Affiliation
 from events.models import (
-    DatePrecision,
     Event,
     EventParticipant,
     EventType,
@@ -14,6 +13,7 @@ from events.models import (
     Statement,
     StatementKind,
 )
+from ledger.models import DatePrecision
 
 SOURCE_TEXT = (
     "Armenia and Azerbaijan held talks in Brussels. "

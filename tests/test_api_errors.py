@@ -205,7 +205,7 @@ def test_an_empty_text_search_is_no_filter(api):
 
 
 def test_a_cache_outage_does_not_fail_requests(api, monkeypatch):
-    from events.api import AnonThrottle
+    from ledger.api.throttling import AnonThrottle
 
     class DownCache:
         def get(self, *args, **kwargs):

@@ -6,7 +6,7 @@ import pytest
 from django.core.signals import request_finished
 from django.db import connections
 
-from config.postgresql.base import SERVED_UID, TRUSTED_FOR, DatabaseWrapper, served
+from ledger.postgresql.base import SERVED_UID, TRUSTED_FOR, DatabaseWrapper, served
 
 pytestmark = pytest.mark.django_db
 

@@ -6,8 +6,8 @@ from django.conf import settings
 from django.db import connection, connections, transaction
 from django.db.utils import ProgrammingError
 
-from events.database_role import history_tables, serve_as_app_role
 from events.models import EventSnapshot
+from ledger.database_role import history_tables, serve_as_app_role
 from tests.factories import EventFactory
 
 ROLE = settings.DATABASE_APP_ROLE

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from config.postgresql.base import TRUSTED_FOR
+from ledger.postgresql.base import TRUSTED_FOR
 from tests.live import call, live_service
 
 pytestmark = pytest.mark.skipif(

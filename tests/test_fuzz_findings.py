@@ -10,8 +10,8 @@ from rest_framework import serializers
 from actors.models import ActorIdentifier
 from actors.urls import router as actor_router
 from events.models import EventParticipant, Evidence, StatementActor
-from events.serializers import StrictStringMixin
 from events.urls import router as event_router
+from ledger.api.serializers import StrictStringMixin
 from tests.factories import (
     ActorFactory,
     ActorIdentifierFactory,

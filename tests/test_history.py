@@ -9,8 +9,8 @@ from django.db import connection
 from django.utils import timezone
 
 from actors.models import Actor
-from events.history import revisions
 from events.models import Event, EventSnapshot
+from ledger.history import revisions
 from tests.factories import ActorFactory, SourceFactory
 
 # Each request commits on its own, as in production: revisions count transactions.

@@ -4,7 +4,7 @@ import pytest
 from django.utils import timezone
 
 from actors.models import Actor
-from events.models import IdempotencyKey
+from ledger.models import IdempotencyKey
 
 pytestmark = pytest.mark.django_db
 

@@ -14,9 +14,9 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from actors.models import Actor, ActorIdentifier
-from events.api import MAX_JSON_DEPTH, _contains_nul, json_depth_exceeds
-from events.history import MAX_REASON_LENGTH
 from events.models import Event, Statement
+from ledger.api.parsers import MAX_JSON_DEPTH, _contains_nul, json_depth_exceeds
+from ledger.context import MAX_REASON_LENGTH
 from tests.factories import (
     ActorFactory,
     ActorIdentifierFactory,

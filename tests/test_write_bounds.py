@@ -73,7 +73,7 @@ def test_an_unclosed_string_full_of_escaped_quotes_is_scanned_in_one_pass():
     """The depth check strips strings with a regex; a string that never closes
     must not make it retry from every escaped quote (quadratic: 20,000 escapes
     took seconds, a 1 MB body hours)."""
-    from events.api import json_depth_exceeds
+    from ledger.api.parsers import json_depth_exceeds
 
     body = "[" * 33 + '"' + '\\"' * 20000
     assert json_depth_exceeds(body, 32) is True

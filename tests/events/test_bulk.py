@@ -8,9 +8,10 @@ from django.core.management import CommandError, call_command
 from django.db.models import Count
 
 from actors.models import Actor
-from events.bulk import BulkLoader, BulkLoadError
-from events.models import Change, Event, EventParticipant, Evidence, Source, Statement
+from events.models import Event, EventParticipant, Evidence, Source, Statement
 from events.synthetic import TABLES, SyntheticData
+from ledger.bulk import BulkLoader, BulkLoadError
+from ledger.models import Change
 
 pytestmark = pytest.mark.django_db
 

@@ -4,15 +4,9 @@ import pytest
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import IntegrityError, connection, transaction
 
-from events.models import (
-    DatePrecision,
-    Event,
-    EventStatus,
-    Evidence,
-    Source,
-    format_interval,
-)
+from events.models import Event, EventStatus, Evidence, Source
 from events.services import event_update
+from ledger.models import DatePrecision, format_interval
 from tests.factories import (
     ActorFactory,
     EventFactory,

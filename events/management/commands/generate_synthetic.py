@@ -6,9 +6,9 @@ from concurrent.futures import ThreadPoolExecutor
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, transaction
 
-from events.bulk import BulkLoader, BulkLoadError, rebuild_indexes
 from events.models import Event
 from events.synthetic import TABLES, Batch, SyntheticData
+from ledger.bulk import BulkLoader, BulkLoadError, rebuild_indexes
 
 
 def generated(data: SyntheticData, sizes: list[int]) -> Iterator[Batch]:

@@ -1,123 +1,17 @@
-"""Who changed what, when, through what and why.
-
-Writing history is the database's job: pghistory's triggers snapshot every
-insert, update and delete of the resources and their child rows, the
-`el_revision` triggers number the revisions, and `el_log_change` feeds the
-change log. This module supplies the context those snapshots record (the
-request's user, channel, request id and reason) and reads the history back:
-a resource's revisions, and its full representation at any revision or time.
-"""
+"""Reading history: a record's revisions, rebuilt as they were, with what
+changed between them."""
 
 import datetime
 import hashlib
 import hmac
-import re
-import urllib.parse
-import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-import pghistory
 from django.conf import settings
 from django.db import models
-from django.http import HttpRequest, HttpResponse
 
-from actors.models import Actor, ActorAlias, ActorIdentifier, Affiliation
-from events.api import InvalidHeader
-from events.models import (
-    Event,
-    EventParticipant,
-    Evidence,
-    Place,
-    Source,
-    Statement,
-    StatementActor,
-    StatementEvent,
-)
-
-REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")
-REASON_HEADER = "X-Change-Reason"
-MAX_REASON_LENGTH = 500
-SAFE_METHODS = ("GET", "HEAD", "OPTIONS", "TRACE")
-
-# Context --------------------------------------------------------------------
-
-
-class RequestContextMiddleware:
-    """Gives every request an id of the server's own (answered in
-    `X-Request-ID`) and records, for every write it makes, the channel (api,
-    admin, web), that id, the client's own `X-Request-ID` when it sent a sane
-    one (as `client_request_id`: the client chose it, so it proves nothing),
-    the path, and the user when the session already knows them. The API adds
-    the token's user and the client's reason itself."""
-
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
-        self.get_response = get_response
-
-    def __call__(self, request: HttpRequest) -> HttpResponse:
-        given = request.headers.get("X-Request-ID", "")
-        request.request_id = uuid.uuid4().hex
-        request.client_request_id = given if REQUEST_ID_RE.match(given) else None
-        if request.method in SAFE_METHODS:
-            response = self.get_response(request)
-        else:
-            with pghistory.context(**request_metadata(request)):
-                response = self.get_response(request)
-        response["X-Request-ID"] = request.request_id
-        return response
-
-
-def request_metadata(request: HttpRequest) -> dict[str, Any]:
-    path = request.path
-    via = "api" if path.startswith("/api/") else "admin" if path.startswith("/admin/") else "web"
-    metadata: dict[str, Any] = {"via": via, "request_id": request.request_id, "url": path}
-    if getattr(request, "client_request_id", None):
-        metadata["client_request_id"] = request.client_request_id
-    user = getattr(request, "user", None)
-    if user is not None and user.is_authenticated:
-        metadata.update(user=user.pk, username=user.get_username(), auth="session")
-    return metadata
-
-
-def record_api_context(request) -> None:
-    """Attach the authenticated user and the client's reason to the request's
-    history context (the API authenticates after the middleware has run)."""
-    metadata: dict[str, Any] = {}
-    if request.user.is_authenticated:
-        metadata.update(
-            user=request.user.pk,
-            username=request.user.get_username(),
-            auth="token" if request.auth is not None else "session",
-        )
-    reason = header_text(request.headers.get(REASON_HEADER, ""), REASON_HEADER).strip()
-    if len(reason) > MAX_REASON_LENGTH:
-        message = f"At most {MAX_REASON_LENGTH} characters; this one has {len(reason)}."
-        raise InvalidHeader({REASON_HEADER: [message]})
-    if reason:
-        metadata["reason"] = reason
-    if metadata:
-        pghistory.context(**metadata)
-
-
-def header_text(raw: str, name: str) -> str:
-    """A header's text, exact: UTF-8 as sent (a WSGI server hands headers
-    over decoded as ISO-8859-1, which garbles "café"), or an RFC 8187
-    extended value (`UTF-8''caf%C3%A9`). Bytes that are neither are refused."""
-    if raw[:7].lower() == "utf-8''":
-        try:
-            return urllib.parse.unquote(raw[7:], encoding="utf-8", errors="strict")
-        except UnicodeDecodeError:
-            raise InvalidHeader({name: ["The RFC 8187 value does not decode as UTF-8."]}) from None
-    try:
-        return raw.encode("latin-1").decode("utf-8")
-    except UnicodeEncodeError:  # already text (a server that decodes UTF-8 itself)
-        return raw
-    except UnicodeDecodeError:
-        raise InvalidHeader(
-            {name: ["Send the text as UTF-8, or as an RFC 8187 value (UTF-8''...)."]}
-        ) from None
-
+from ledger import registry
 
 # Reading ----------------------------------------------------------------------
 
@@ -184,21 +78,21 @@ class Reconstruction:
         self._children: dict[str, list] = {}
         self._refs: dict[type[models.Model], dict[Any, models.Model]] = {}
 
-    # Child rows, per resource: (cache name, child model, foreign key, order key)
-    CHILDREN: dict[type[models.Model], list[tuple[str, type[models.Model], str, Callable]]] = {}
-
     def at(self, snapshot) -> models.Model:
         instance = self._instance(self.model, snapshot)
         cutoff = snapshot.pgh_created_at
         cache = {}
-        for name, child_model, fk, order in self.CHILDREN.get(self.model, []):
-            snapshots = self._children_at(child_model, fk, cutoff)
-            rows = [self._instance(child_model, s) for s in snapshots]
-            self._attach_refs(child_model, rows)
-            cache[name] = sorted(rows, key=order)
-        if self.model is Statement:
-            links = cache.pop("event_links")
-            cache["about_events"] = [self._ref(Event, link.event_id) for link in links]
+        for child in registry.children(self.model):
+            snapshots = self._children_at(child.model, child.fk, cutoff)
+            rows = sorted((self._instance(child.model, s) for s in snapshots), key=child.order)
+            if child.through:
+                target = child.model._meta.get_field(child.through).related_model
+                cache[child.name] = [
+                    self._ref(target, getattr(row, f"{child.through}_id")) for row in rows
+                ]
+            else:
+                self._attach_refs(child.model, rows)
+                cache[child.name] = rows
         instance._prefetched_objects_cache = cache
         self._attach_refs(self.model, [instance])
         return instance
@@ -225,19 +119,10 @@ class Reconstruction:
         instance._state.adding = False
         return instance
 
-    # Foreign keys the representations show as nested records.
-    REFS = {
-        Event: {"place": Place},
-        EventParticipant: {"actor": Actor},
-        Statement: {"speaker": Actor},
-        StatementActor: {"actor": Actor},
-        Affiliation: {"member": Actor, "organization": Actor},
-    }
-
     def _attach_refs(self, model, rows) -> None:
         """Point foreign keys at the referenced records (current, or as last
         recorded when since deleted)."""
-        for name, target in self.REFS.get(model, {}).items():
+        for name, target in registry.refs(model).items():
             for row in rows:
                 value = getattr(row, f"{name}_id")
                 if value is not None:
@@ -252,28 +137,6 @@ class Reconstruction:
                 current = self._instance(model, last.first()) if last.exists() else model(pk=pk)
             known[pk] = current
         return known[pk]
-
-
-Reconstruction.CHILDREN = {
-    Event: [
-        ("participants", EventParticipant, "event_id", lambda p: p.pk),
-        ("evidence", Evidence, "event_id", lambda e: (e.source_id, e.start, e.end, e.pk)),
-    ],
-    Statement: [
-        ("actor_links", StatementActor, "statement_id", lambda link: link.pk),
-        ("event_links", StatementEvent, "statement_id", lambda link: link.event_id),
-        ("evidence", Evidence, "statement_id", lambda e: (e.source_id, e.start, e.end, e.pk)),
-    ],
-    Actor: [
-        ("aliases", ActorAlias, "actor_id", lambda a: a.name),
-        ("identifiers", ActorIdentifier, "actor_id", lambda i: i.scheme),
-    ],
-    Affiliation: [
-        ("evidence", Evidence, "affiliation_id", lambda e: (e.source_id, e.start, e.end, e.pk)),
-    ],
-    Place: [],
-    Source: [],
-}
 
 
 def with_representations(

@@ -10,7 +10,7 @@ error, and Django closes that connection at its end; so the next request on
 it connects anew, as before.
 
 A web process connects as `SERVING_ROLE` when the settings name one
-(events/database_role.py): the server switches to that role as the
+(ledger/database_role.py): the server switches to that role as the
 connection starts, at no extra round trip.
 """
 

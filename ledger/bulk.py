@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from django.db import connection, transaction
 from psycopg import sql
 
-from events.history import snapshot_model
+from ledger.history import snapshot_model
 
 
 class BulkLoadError(Exception):

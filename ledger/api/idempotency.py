@@ -20,8 +20,8 @@ from django.utils import timezone
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
-from events.api import InvalidHeader
-from events.models import IdempotencyKey
+from ledger.api.errors import InvalidHeader
+from ledger.models import IdempotencyKey
 
 HEADER = "Idempotency-Key"
 KEY_RE = re.compile(r"^[\x21-\x7e]{1,200}$")  # printable ASCII, no spaces

@@ -1,0 +1,335 @@
+"""What every versioned resource is made of: revisions, dated intervals with a
+precision, snapshots of every write, the change feed and idempotency keys."""
+
+import datetime
+from contextlib import nullcontext
+
+import pghistory
+from django.core.exceptions import FieldError, ValidationError
+from django.core.validators import RegexValidator
+from django.db import DatabaseError, connections, models, router, transaction
+from django.db.models import ExpressionWrapper, F, Q
+from django.db.models.functions import Coalesce, ExtractYear, Mod
+from django.db.models.lookups import Exact
+from django.db.models.sql import Query
+from django.db.models.sql.constants import SINGLE
+
+COUNTRY_CODE_RE = r"^[A-Z]{3}$"
+country_code_validator = RegexValidator(
+    COUNTRY_CODE_RE, "Use an ISO 3166-1 alpha-3 code in capitals, such as ARM (or IGO, EUR)."
+)
+
+
+class DatePrecision(models.TextChoices):
+    DAY = "day", "Day"
+    MONTH = "month", "Month"
+    YEAR = "year", "Year"
+    DECADE = "decade", "Decade"
+    UNKNOWN = "unknown", "Unknown"
+
+
+def format_date(day: datetime.date, precision: str) -> str:
+    """Render one date at a precision: "2023", "Sep 2023", "1990s", "9 Nov 2023"."""
+    if precision == DatePrecision.YEAR:
+        return str(day.year)
+    if precision == DatePrecision.MONTH:
+        return day.strftime("%b %Y")
+    if precision == DatePrecision.DECADE:
+        return f"{day.year // 10 * 10}s"
+    return f"{day.day} {day:%b %Y}"
+
+
+def format_interval(start: datetime.date | None, end: datetime.date | None, precision: str) -> str:
+    """Render a dated interval at its precision: "2023", "Sep 2023", "before 9 Nov 2023"."""
+    if start is None and end is None:
+        return "date unknown"
+    if start is None:
+        return f"before {format_date(end, precision)}"
+    if end is None:
+        word = "after" if precision == DatePrecision.UNKNOWN else "since"
+        return f"{word} {format_date(start, precision)}"
+    first, last = format_date(start, precision), format_date(end, precision)
+    if precision == DatePrecision.UNKNOWN:
+        return f"between {first} and {last}"
+    return first if first == last else f"{first} – {last}"
+
+
+BOOLEAN = models.BooleanField()
+
+
+class Revisioned(models.Model):
+    """A resource with a revision number: 1 when created, one more for every
+    transaction that changes it or one of its child rows (participants,
+    evidence, aliases, ...). Database triggers keep it, whatever path writes.
+
+    Its check constraints are validated in one query (see
+    `validate_constraints`), not one savepoint and query each.
+    """
+
+    revision = models.PositiveIntegerField(default=1, editable=False)
+    # The transaction that set `revision`: a second change in the same
+    # transaction keeps the number. Internal; never shown.
+    revised_tx = models.BigIntegerField(default=0, editable=False)
+
+    class Meta:
+        abstract = True
+
+    def validate_constraints(self, exclude=None):
+        """Django checks each CheckConstraint with a query in a savepoint of
+        its own (three round trips each); here all of them are columns of one
+        SELECT. Other constraints, and a batch the database refuses to
+        evaluate, take Django's own path."""
+        using = router.db_for_write(self.__class__, instance=self)
+        checks = [
+            constraint
+            for _, constraints in self.get_constraints()
+            for constraint in constraints
+            if isinstance(constraint, models.CheckConstraint) and self._may_break(constraint)
+        ]
+        others = [
+            (model, constraint)
+            for model, constraints in self.get_constraints()
+            for constraint in constraints
+            if not isinstance(constraint, models.CheckConstraint)
+        ]
+        errors: dict = {}
+        try:
+            failed = self._failed_checks(checks, exclude, using)
+        except DatabaseError:
+            failed = None
+        if failed is None:  # evaluate them one by one, as Django does
+            others = [(self.__class__, c) for c in checks] + others
+            failed = []
+        for constraint in failed:
+            error = ValidationError(
+                constraint.get_violation_error_message(), code=constraint.violation_error_code
+            )
+            errors = error.update_error_dict(errors)
+        for model, constraint in others:
+            try:
+                constraint.validate(model, self, exclude=exclude, using=using)
+            except ValidationError as error:
+                if getattr(error, "code", None) == "unique" and len(constraint.fields) == 1:
+                    errors.setdefault(constraint.fields[0], []).append(error)
+                else:
+                    errors = error.update_error_dict(errors)
+        if errors:
+            raise ValidationError(errors)
+
+    def _may_break(self, constraint: models.CheckConstraint) -> bool:
+        """Whether a change can break the constraint. A stored record met every
+        constraint (the database enforces them), so when `changed_fields` names
+        what a change touched, only constraints over those fields (or over
+        generated fields) are checked; otherwise all are."""
+        changed = getattr(self, "changed_fields", None)
+        if changed is None or not isinstance(constraint.condition, Q):
+            return True
+        generated = {f.name for f in self._meta.concrete_fields if f.generated}
+        return bool(constraint.condition.referenced_base_fields & (set(changed) | generated))
+
+    def _failed_checks(self, checks, exclude, using) -> list:
+        """The check constraints the instance's values violate, in one query.
+        A constraint over an excluded field is skipped, as Django skips it."""
+        if not checks:
+            return []
+        against = self._get_field_expression_map(meta=self._meta, exclude=exclude)
+        query = Query(None)
+        for name, value in against.items():
+            query.add_annotation(value, name, select=False)
+        evaluated = []
+        for constraint in checks:
+            try:
+                holds = ExpressionWrapper(Q(constraint.condition), output_field=BOOLEAN)
+                query.add_annotation(
+                    Coalesce(holds, True, output_field=BOOLEAN), f"_check_{len(evaluated)}"
+                )
+            except FieldError:  # refers to an excluded field
+                continue
+            evaluated.append(constraint)
+        if not evaluated:
+            return []
+        # In a transaction, a savepoint: a failed evaluation must not abort it.
+        atomic = connections[using].in_atomic_block
+        with transaction.atomic(using=using) if atomic else nullcontext():
+            row = query.get_compiler(using=using).execute_sql(SINGLE)
+        return [constraint for constraint, holds in zip(evaluated, row, strict=True) if not holds]
+
+
+def track_history(model_name: str, *, exclude: tuple[str, ...] = ()):
+    """Snapshot every insert, update and delete of the model into the table of
+    `model_name`, with the write's context (who, through what, why)."""
+    return pghistory.track(
+        pghistory.InsertEvent(),
+        pghistory.UpdateEvent(),
+        pghistory.DeleteEvent(),
+        exclude=["revised_tx", *exclude],
+        model_name=model_name,
+        obj_field=pghistory.ObjForeignKey(related_name="snapshots"),
+    )
+
+
+class DatedInterval(models.Model):
+    """A time span with a precision, as UCDP and Wikibase model it.
+
+    The record lies within [date_start, date_end]. An empty start means the
+    source gives no lower bound ("before 9 Nov 2023"); an empty end means no
+    upper bound (still going on, or "after ..."). At least one bound is known.
+    With decade precision the bounds are whole decades (1990-01-01 to
+    1999-12-31), with year precision whole years, with month precision whole
+    months, so a reader never mistakes a placeholder day for a fact.
+    """
+
+    date_start = models.DateField(null=True, blank=True)
+    date_end = models.DateField(null=True, blank=True)
+    date_precision = models.CharField(
+        max_length=10, choices=DatePrecision.choices, default=DatePrecision.DAY
+    )
+    # The earliest known bound, never empty: the key for ordering by date.
+    date_sort = models.GeneratedField(
+        expression=Coalesce("date_start", "date_end"),
+        output_field=models.DateField(),
+        db_persist=True,
+    )
+
+    class Meta:
+        abstract = True
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(date_start__isnull=True)
+                | Q(date_end__isnull=True)
+                | Q(date_start__lte=F("date_end")),
+                name="%(app_label)s_%(class)s_date_order",
+                violation_error_message="date_start must not be after date_end.",
+            ),
+            models.CheckConstraint(
+                condition=Q(date_start__isnull=False) | Q(date_end__isnull=False),
+                name="%(app_label)s_%(class)s_date_bounded",
+                violation_error_message="Give date_start, date_end or both.",
+            ),
+            models.CheckConstraint(
+                condition=Q(date_precision__in=DatePrecision.values),
+                name="%(app_label)s_%(class)s_precision_valid",
+            ),
+            models.CheckConstraint(
+                condition=~Q(date_precision__in=[DatePrecision.MONTH, DatePrecision.YEAR])
+                | Q(date_start__isnull=True)
+                | Q(date_start__day=1),
+                name="%(app_label)s_%(class)s_start_whole_period",
+                violation_error_message=(
+                    "With month or year precision, date_start must be the first day of the period."
+                ),
+            ),
+            models.CheckConstraint(
+                condition=~Q(date_precision=DatePrecision.YEAR)
+                | (
+                    (Q(date_start__isnull=True) | Q(date_start__month=1))
+                    & (Q(date_end__isnull=True) | (Q(date_end__month=12) & Q(date_end__day=31)))
+                ),
+                name="%(app_label)s_%(class)s_year_whole",
+                violation_error_message=(
+                    "With year precision, date_start must be 1 January and date_end 31 December."
+                ),
+            ),
+            models.CheckConstraint(
+                condition=~Q(date_precision=DatePrecision.DECADE)
+                | (
+                    (
+                        Q(date_start__isnull=True)
+                        | (
+                            Q(date_start__month=1)
+                            & Q(date_start__day=1)
+                            & Q(Exact(Mod(ExtractYear("date_start"), 10), 0))
+                        )
+                    )
+                    & (
+                        Q(date_end__isnull=True)
+                        | (
+                            Q(date_end__month=12)
+                            & Q(date_end__day=31)
+                            & Q(Exact(Mod(ExtractYear("date_end"), 10), 9))
+                        )
+                    )
+                ),
+                name="%(app_label)s_%(class)s_decade_whole",
+                violation_error_message=(
+                    "With decade precision, the bounds are whole decades: date_start the "
+                    "first day of a decade (1 January 1990) and date_end the last "
+                    "(31 December 1999)."
+                ),
+            ),
+        ]
+
+    @property
+    def date_display(self) -> str:
+        return format_interval(self.date_start, self.date_end, self.date_precision)
+
+
+class ChangeAction(models.TextChoices):
+    CREATE = "create", "Created"
+    UPDATE = "update", "Updated"
+    DELETE = "delete", "Deleted"
+
+
+class Change(models.Model):
+    """One entry of the change feed: a resource created, given a new revision,
+    or deleted. Written by a database trigger on every resource table, so every
+    write path appears.
+
+    `commit_seq` orders the feed: it is taken when the writing transaction
+    commits, under a lock held until the commit ends, so the entries of a
+    transaction never become visible behind those of a later one; the feed
+    never skips a change, and waits for no unrelated transaction (migration
+    0011). `txid` is the writing transaction.
+    """
+
+    resource = models.CharField(max_length=20)
+    object_id = models.BigIntegerField()
+    action = models.CharField(max_length=10, choices=ChangeAction.choices)
+    revision = models.PositiveIntegerField()
+    txid = models.BigIntegerField()
+    commit_seq = models.BigIntegerField(null=True, editable=False)
+    changed_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "events_change"  # created by the events app's migrations, before this app
+        ordering = ["commit_seq", "id"]
+        indexes = [
+            models.Index(fields=["commit_seq", "id"], name="events_change_commit_order"),
+            models.Index(
+                fields=["resource", "commit_seq", "id"], name="events_change_resource_order"
+            ),
+            models.Index(fields=["txid"], name="events_change_tx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.resource}/{self.object_id} r{self.revision}"
+
+
+class IdempotencyKey(models.Model):
+    """A client's `Idempotency-Key` for a POST: the first request's outcome,
+    replayed to retries with the same key and body until `expires_at`."""
+
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+
+    user_id = models.BigIntegerField()
+    key = models.CharField(max_length=200)
+    path = models.CharField(max_length=500)
+    request_hash = models.CharField(max_length=64)
+    state = models.CharField(max_length=20, default=IN_PROGRESS)
+    response_status = models.PositiveSmallIntegerField(null=True)
+    response_body = models.TextField(blank=True)
+    response_content_type = models.CharField(max_length=100, blank=True)
+    response_headers = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "events_idempotencykey"  # as for Change
+        constraints = [
+            models.UniqueConstraint(fields=["user_id", "key"], name="events_idempotency_key_unique")
+        ]
+        indexes = [models.Index(fields=["expires_at"], name="events_idempotency_expiry")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id}:{self.key}"
