@@ -80,3 +80,22 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
     setattr(item, f"rep_{report.when}", report)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Say loudly, in the summary, that the browser tests did not run: a skip
+    line among the others is easy to miss, and `make test` does not install
+    Chromium (it needs root)."""
+    skipped = [
+        report
+        for report in terminalreporter.stats.get("skipped", [])
+        if report.nodeid.startswith("tests/test_browser.py")
+    ]
+    if skipped:
+        terminalreporter.write_sep(
+            "!",
+            f"{len(skipped)} browser tests (tests/test_browser.py) SKIPPED: Chromium is not"
+            " installed; run `make install-browser` as root to include them",
+            red=True,
+            bold=True,
+        )

@@ -30,7 +30,9 @@ CHROMIUM_FLAGS = [
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Chromium is not installed"),
+    pytest.mark.skipif(
+        not Path(CHROMIUM).exists(), reason="Chromium is not installed (make install-browser)"
+    ),
 ]
 
 
