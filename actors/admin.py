@@ -2,8 +2,8 @@ from django.contrib import admin
 
 from actors.models import Actor, ActorAlias, ActorIdentifier, Affiliation
 from actors.serializers import ActorSerializer, AffiliationSerializer
-from events.admin import EvidenceInline
 from ledger.admin import LedgerModelAdmin
+from sources.admin import EvidenceInline
 
 
 class ActorAliasInline(admin.TabularInline):

@@ -10,6 +10,7 @@ class ActorsConfig(AppConfig):
     def ready(self) -> None:
         from actors import models, serializers
         from ledger.registry import Child, Resource, register
+        from sources.models import Evidence
 
         register(
             Resource(
@@ -32,7 +33,7 @@ class ActorsConfig(AppConfig):
                 children=(
                     Child(
                         "evidence",
-                        self.apps.get_model("events", "Evidence"),
+                        Evidence,
                         "affiliation_id",
                         lambda e: (e.source_id, e.start, e.end, e.pk),
                     ),

@@ -16,13 +16,9 @@ from actors.models import (
     Sector,
     normalized_identifier,
 )
-from events.serializers import (
-    ActorRefSerializer,
-    EvidenceInputSerializer,
-    EvidenceSerializer,
-    _absolute,
-)
+from events.serializers import ActorRefSerializer, _absolute
 from ledger.api.serializers import StrictCharField, StrictInputMixin
+from sources.serializers import EvidenceInputSerializer, EvidenceSerializer
 
 
 class IdentifierSerializer(StrictInputMixin, serializers.ModelSerializer):

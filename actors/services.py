@@ -7,9 +7,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from django.db import transaction
 
 from actors.models import Actor, ActorAlias, ActorIdentifier, Affiliation
-from events.services import Span, evidence_attach, evidence_replace
 from ledger.models import DatePrecision
 from ledger.services import apply_fields
+from sources.services import Span, evidence_attach, evidence_replace
 
 
 @transaction.atomic

@@ -12,7 +12,8 @@ from rest_framework import generics, serializers
 
 from actors.models import Actor
 from events import serializers as api
-from events.models import Event, EventParticipant, Evidence, Place
+from events.models import Event, EventParticipant, Place
+from sources.models import Evidence
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500

@@ -132,6 +132,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "axes",
     "ledger",
+    "sources",
     "actors",
     "events",
 ]

@@ -16,6 +16,7 @@ admin.site.index_title = "Curate actors, events and statements"
 
 api_v1 = [
     path("", include("actors.urls")),
+    path("", include("sources.urls")),
     path("", include("events.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     # The split view serves Swagger UI's set-up script as a file: no inline script,

@@ -1,102 +1,12 @@
-"""The curators' admin: every resource editable, evidence given by pasting the
-quote, each save with an optional reason, conflicting edits refused, and each
-record's history one click away."""
+"""The curators' admin of places, events and statements (ledger.admin gives
+each save a reason, refuses conflicting edits and shows the history)."""
 
-from django import forms
 from django.contrib import admin
-from django.core.exceptions import ValidationError
-from django.utils.html import format_html
 
-from events.models import (
-    Event,
-    EventParticipant,
-    Evidence,
-    Place,
-    Source,
-    Statement,
-    StatementActor,
-    StatementEvent,
-)
-from events.serializers import (
-    EventSerializer,
-    PlaceSerializer,
-    SourceSerializer,
-    StatementSerializer,
-)
-from events.services import locate_quote
-from ledger.admin import LedgerAdminForm, LedgerModelAdmin
-
-CONTEXT_CHARACTERS = 80
-
-
-class EvidenceForm(forms.ModelForm):
-    """Evidence by quotation: pick the source, paste the exact words; the
-    offsets are computed. A quote found twice needs the occurrence."""
-
-    occurrence = forms.IntegerField(
-        min_value=1,
-        required=False,
-        help_text="Only when the quote occurs more than once: 1 for the first.",
-    )
-
-    class Meta:
-        model = Evidence
-        fields = ["source", "quote"]
-        widgets = {"quote": forms.Textarea(attrs={"rows": 2, "cols": 60})}
-
-    def clean(self):
-        cleaned = super().clean()
-        source, quote = cleaned.get("source"), cleaned.get("quote")
-        if source is None or not quote:
-            return cleaned
-        unchanged = (
-            self.instance.pk
-            and self.instance.source_id == source.pk
-            and self.instance.quote == quote
-            and not cleaned.get("occurrence")
-        )
-        if not unchanged:
-            try:
-                start, end = locate_quote(
-                    text=source.text, quote=quote, occurrence=cleaned.get("occurrence")
-                )
-            except ValidationError as exc:
-                raise ValidationError({"quote": exc.messages}) from None
-            self.instance.start, self.instance.end = start, end
-        return cleaned
-
-
-class EvidenceInline(admin.TabularInline):
-    """Evidence spans of an event, statement or affiliation; at least one."""
-
-    model = Evidence
-    form = EvidenceForm
-    fields = ["source", "quote", "occurrence", "in_context"]
-    readonly_fields = ["in_context"]
-    autocomplete_fields = ["source"]
-    extra = 0
-    min_num = 1
-
-    def get_formset(self, request, obj=None, **kwargs):
-        # The admin passes min_num but not validate_min to the formset factory.
-        return super().get_formset(request, obj, validate_min=True, **kwargs)
-
-    @admin.display(description="in its source")
-    def in_context(self, evidence: Evidence) -> str:
-        if not evidence.pk:
-            return "—"
-        text = evidence.source.text
-        before = text[max(0, evidence.start - CONTEXT_CHARACTERS) : evidence.start]
-        after = text[evidence.end : evidence.end + CONTEXT_CHARACTERS]
-        return format_html(
-            '<span class="evidence-context" style="display: inline-block; min-width: 24em">'
-            "…{}<mark>{}</mark>{}… [{}:{}]</span>",
-            before,
-            evidence.quote,
-            after,
-            evidence.start,
-            evidence.end,
-        )
+from events.models import Event, EventParticipant, Place, Statement, StatementActor, StatementEvent
+from events.serializers import EventSerializer, PlaceSerializer, StatementSerializer
+from ledger.admin import LedgerModelAdmin
+from sources.admin import EvidenceInline
 
 
 class EventParticipantInline(admin.TabularInline):
@@ -121,35 +31,6 @@ class StatementEventInline(admin.TabularInline):
     extra = 0
     verbose_name = "event it is about"
     verbose_name_plural = "events it is about"
-
-
-class SourceAdminForm(LedgerAdminForm):
-    """The text of a source is its evidence's ground: it may not change under
-    evidence, and the same text is stored once."""
-
-    url = forms.URLField(required=False, max_length=2000, assume_scheme="https")
-
-    def clean_text(self):
-        text = self.cleaned_data["text"]
-        if self.instance.pk and text != self.instance.text and self.instance.evidence.exists():
-            raise ValidationError(
-                "Evidence spans point into this text, so it cannot change. Store the new "
-                "version as a new source."
-            )
-        twin = Source.objects.filter(sha256=Source.digest(text)).exclude(pk=self.instance.pk)
-        if twin.exists():
-            raise ValidationError(f"This text is already stored as source {twin.get().pk}.")
-        return text
-
-
-@admin.register(Source)
-class SourceAdmin(LedgerModelAdmin):
-    form = SourceAdminForm
-    history_serializer = SourceSerializer
-    list_display = ["__str__", "publisher", "published_on", "language", "revision", "id"]
-    list_filter = ["language", "published_on"]
-    search_fields = ["title", "publisher", "url", "text"]
-    readonly_fields = ["sha256", "revision", "created_at", "updated_at"]
 
 
 @admin.register(Place)

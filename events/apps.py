@@ -2,8 +2,8 @@ from django.apps import AppConfig
 
 
 class EventsConfig(AppConfig):
-    """What happened and what was said: events, statements, and the sources,
-    evidence spans and places they rest on."""
+    """What happened and what was said: events and statements, who took part,
+    and the places they happened."""
 
     name = "events"
     default_auto_field = "django.db.models.BigAutoField"
@@ -12,13 +12,11 @@ class EventsConfig(AppConfig):
         from actors.models import Actor
         from events import models, serializers
         from ledger.registry import Child, Resource, register
-
-        evidence = models.Evidence
+        from sources.models import Evidence
 
         def cited(fk: str) -> Child:
-            return Child("evidence", evidence, fk, lambda e: (e.source_id, e.start, e.end, e.pk))
+            return Child("evidence", Evidence, fk, lambda e: (e.source_id, e.start, e.end, e.pk))
 
-        register(Resource("sources", "source", models.Source, serializers.SourceSerializer))
         register(Resource("places", "place", models.Place, serializers.PlaceSerializer))
         register(
             Resource(

@@ -20,16 +20,10 @@ from django.db import IntegrityError, transaction
 
 from actors.models import Actor, Affiliation
 from actors.services import actor_create, affiliation_create
-from events.models import Event, Place, Source
-from events.services import (
-    Span,
-    event_create,
-    evidence_attach,
-    place_create,
-    source_create,
-    span_for_quote,
-    statement_create,
-)
+from events.models import Event, Place
+from events.services import event_create, place_create, statement_create
+from sources.models import Source
+from sources.services import Span, evidence_attach, source_create, span_for_quote
 
 HEADER_RE = re.compile(r"\A\s*date (\d{4}-\d{2}-\d{2})\s+")
 ANNOTATION_FORMAT = "event-ledger-annotation/1"

@@ -1,4 +1,4 @@
-"""Query filters of the event, statement, source and place lists."""
+"""Query filters of the event, statement and place lists, and full-text search."""
 
 import re
 
@@ -10,18 +10,15 @@ from django.db.models.expressions import RawSQL
 from drf_spectacular.utils import extend_schema_field
 
 from events.models import (
-    SEARCH_CONFIG,
     Event,
     EventContext,
     EventParticipant,
     EventStatus,
     EventType,
-    Evidence,
     ParticipantRole,
     Place,
     PlaceKind,
     ReviewStatus,
-    Source,
     Statement,
     StatementActor,
     StatementActorRole,
@@ -29,6 +26,8 @@ from events.models import (
     StatementKind,
 )
 from ledger.api.filters import AnyOfFilter, CountryFilter, DateFilter, FilterSet, IdFilter
+from ledger.models import SEARCH_CONFIG
+from sources.models import Evidence
 
 
 def search_query(text: str) -> SearchQuery:
@@ -291,26 +290,6 @@ class StatementFilterSet(DateRangeFilterSet):
     def filter_q(self, queryset, name, value):
         matching = evidence_matching(value).filter(statement__isnull=False).values("statement_id")
         return queryset.filter(Q(search_vector=search_query(value)) | Q(pk__in=matching))
-
-
-class SourceFilterSet(FilterSet):
-    language = filters.CharFilter(help_text="BCP 47 language tag, e.g. en.")
-    published_after = DateFilter(
-        field_name="published_on",
-        lookup_expr="gte",
-        help_text="Published on or after (YYYY-MM-DD).",
-    )
-    published_before = DateFilter(
-        field_name="published_on",
-        lookup_expr="lte",
-        help_text="Published on or before (YYYY-MM-DD); not before published_after.",
-    )
-    sha256 = filters.CharFilter(help_text="Hex sha256 of the text: is this document stored?")
-    ranges = (("published_after", "published_before"),)
-
-    class Meta:
-        model = Source
-        fields = []
 
 
 class PlaceFilterSet(FilterSet):

@@ -1,4 +1,5 @@
-"""Events, statements and what they rest on: sources, evidence spans and places.
+"""Events and statements, who took part in them, and the places they happened.
+Their evidence, and the sources it cites, live in the sources app.
 
 The event vocabulary is documented in docs/vocabulary.md; its version is kept
 with every event (`vocabulary_version`).
@@ -6,18 +7,17 @@ with every event (`vocabulary_version`).
 
 import datetime
 import functools
-import hashlib
 
 from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVector, SearchVectorField
-from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
-from django.db.models import F, Q
+from django.db.models import Q
 
 from ledger.models import (
     COUNTRY_CODE_RE,
+    SEARCH_CONFIG,
     DatedInterval,
     DatePrecision,
     Revisioned,
@@ -29,48 +29,9 @@ from ledger.models import (
 
 EVENT_VOCABULARY = "PLOVER"
 EVENT_VOCABULARY_VERSION = "el-plover-1.0"
-# Text search configuration of the full-text indexes and queries.
-SEARCH_CONFIG = "english"
 
 
 DERIVED = ("date_sort", "search_vector")  # generated columns, not history
-
-
-@track_history("SourceSnapshot")
-class Source(Revisioned):
-    """A document facts come from. Its full text is kept so that every evidence
-    span stays checkable; `sha256` is the hex digest of the UTF-8 text, kept
-    current by a database trigger whatever path writes the row. The text cannot
-    change while evidence points into it (also enforced by a trigger).
-    """
-
-    title = models.CharField(max_length=500, blank=True)
-    publisher = models.CharField(max_length=200, blank=True)
-    url = models.URLField(max_length=2000, blank=True)
-    published_on = models.DateField(null=True, blank=True)
-    language = models.CharField(max_length=35, default="en", help_text="BCP 47 tag, e.g. en.")
-    text = models.TextField()
-    sha256 = models.CharField(max_length=64, unique=True, editable=False)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
-
-    class Meta:
-        ordering = ["-published_on", "id"]
-        constraints = [
-            models.CheckConstraint(condition=~Q(text=""), name="events_source_text_not_empty"),
-        ]
-
-    def __str__(self) -> str:
-        label = self.title or self.text[:60]
-        return f"{label} ({self.published_on})" if self.published_on else label
-
-    def save(self, *args, **kwargs) -> None:
-        self.sha256 = self.digest(self.text)
-        super().save(*args, **kwargs)
-
-    @staticmethod
-    def digest(text: str) -> str:
-        return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 class PlaceKind(models.TextChoices):
@@ -488,75 +449,3 @@ class StatementEvent(models.Model):
 
     def __str__(self) -> str:
         return str(self.event)
-
-
-@track_history("EvidenceSnapshot", exclude=("search_vector",))
-class Evidence(models.Model):
-    """A span of a source's text cited by exactly one event, statement or
-    affiliation. `quote == source.text[start:end]` always holds: a database
-    trigger refuses any row where it does not.
-    """
-
-    source = models.ForeignKey(Source, on_delete=models.PROTECT, related_name="evidence")
-    start = models.PositiveIntegerField(help_text="Offset of the first character (0-based).")
-    end = models.PositiveIntegerField(help_text="Offset just past the last character.")
-    quote = models.TextField()
-    event = models.ForeignKey(
-        Event, on_delete=models.CASCADE, null=True, blank=True, related_name="evidence"
-    )
-    statement = models.ForeignKey(
-        Statement, on_delete=models.CASCADE, null=True, blank=True, related_name="evidence"
-    )
-    affiliation = models.ForeignKey(
-        "actors.Affiliation",
-        on_delete=models.CASCADE,
-        null=True,
-        blank=True,
-        related_name="evidence",
-    )
-
-    # The quote's full-text vector, stored: a search checks an event's evidence
-    # with an index lookup instead of parsing its quotes again.
-    search_vector = models.GeneratedField(
-        expression=SearchVector("quote", config=SEARCH_CONFIG),
-        output_field=SearchVectorField(),
-        db_persist=True,
-    )
-
-    class Meta:
-        ordering = ["source_id", "start", "end", "id"]
-        verbose_name_plural = "evidence"
-        constraints = [
-            models.CheckConstraint(condition=Q(start__lt=F("end")), name="events_evidence_span"),
-            models.CheckConstraint(
-                condition=Q(event__isnull=False, statement__isnull=True, affiliation__isnull=True)
-                | Q(event__isnull=True, statement__isnull=False, affiliation__isnull=True)
-                | Q(event__isnull=True, statement__isnull=True, affiliation__isnull=False),
-                name="events_evidence_one_record",
-            ),
-            models.UniqueConstraint(
-                fields=["source", "start", "end", "event", "statement", "affiliation"],
-                nulls_distinct=False,
-                name="events_evidence_unique_per_record",
-            ),
-        ]
-        indexes = [
-            GinIndex(fields=["search_vector"], name="events_evidence_search_vector"),
-            models.Index(fields=["event"], name="events_evidence_event"),
-            models.Index(fields=["statement"], name="events_evidence_statement"),
-            models.Index(fields=["affiliation"], name="events_evidence_affiliation"),
-        ]
-
-    def __str__(self) -> str:
-        return f"“{self.quote}” [{self.start}:{self.end}]"
-
-    def clean(self) -> None:
-        if self.source_id is None or self.start is None or self.end is None:
-            return
-        if self.start >= self.end:
-            raise ValidationError({"end": "The span must end after it starts."})
-        actual = self.source.text[self.start : self.end]
-        if actual != self.quote:
-            raise ValidationError(
-                {"quote": f"The source text at [{self.start}:{self.end}] is “{actual}”."}
-            )

@@ -22,15 +22,14 @@ from events.models import (
     EventParticipant,
     EventStatus,
     EventType,
-    Evidence,
     Place,
-    Source,
     Statement,
     StatementActor,
     StatementEvent,
     StatementKind,
 )
 from ledger.bulk import TIMESTAMPS, BulkLoader, Table
+from sources.models import Evidence, Source
 
 PUBLISHER = "Synthetic Wire"
 EVENTS_PER_SOURCE = 10

@@ -1,20 +1,13 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from events.views import (
-    EventExportView,
-    EventViewSet,
-    PlaceViewSet,
-    SourceViewSet,
-    StatementViewSet,
-)
+from events.views import EventExportView, EventViewSet, PlaceViewSet, StatementViewSet
 from ledger.views import ChangeFeedView
 
 # Path converters: an id is an int, so any other segment is an unknown URL (404).
 router = SimpleRouter(use_regex_path=False)
 router.register("events", EventViewSet, basename="event")
 router.register("statements", StatementViewSet, basename="statement")
-router.register("sources", SourceViewSet, basename="source")
 router.register("places", PlaceViewSet, basename="place")
 
 urlpatterns = [

@@ -1,5 +1,4 @@
-"""API views of sources, places, events and statements, the shared base
-viewset whose writes go through the services, and the health checks."""
+"""API views of places, events and statements, and the event export."""
 
 import contextlib
 import json
@@ -38,18 +37,15 @@ from events.filters import (
     EventFilterSet,
     EventTextSearchFilterSet,
     PlaceFilterSet,
-    SourceFilterSet,
     StatementFilterSet,
 )
-from events.models import Event, Place, Source, Statement
+from events.models import Event, Place, Statement
 from events.representations import ROW_KEYS, EventShaper, fetch_rows, json_response, plain
 from events.serializers import (
     EventSerializer,
     EventWriteSerializer,
     PlaceSerializer,
     PlaceWriteSerializer,
-    SourceSerializer,
-    SourceWriteSerializer,
     StatementSerializer,
     StatementWriteSerializer,
 )
@@ -60,8 +56,6 @@ from events.services import (
     place_create,
     place_delete,
     place_update,
-    source_create,
-    source_update,
     statement_create,
     statement_delete,
     statement_update,
@@ -71,7 +65,6 @@ from ledger.api.filters import FilterBackend, StrictQueryMixin
 from ledger.api.throttling import SearchThrottle
 from ledger.api.viewsets import (
     DATE_ORDERINGS,
-    ID_ORDERINGS,
     NAME_ORDERINGS,
     ServiceViewSet,
     crud_docs,
@@ -114,33 +107,6 @@ def search_time_limit(searching: bool):
             "narrow it: rarer or fewer words, fewer ORs, or other filters (a date range, an "
             "actor, a type)."
         ) from None
-
-
-@extend_schema_view(
-    **crud_docs(
-        "source",
-        "sources",
-        "A document that facts come from, with its full text and the sha256 of that text. "
-        "Evidence spans point into the text by character offsets.",
-        SourceSerializer,
-        SourceWriteSerializer,
-        delete=False,
-    )
-)
-class SourceViewSet(ServiceViewSet):
-    queryset = Source.objects.all()
-    serializer_class = SourceSerializer
-    write_serializer_class = SourceWriteSerializer
-    filterset_class = SourceFilterSet
-    orderings = ID_ORDERINGS
-    default_ordering = "-id"
-    http_method_names = ["get", "post", "put", "patch", "head", "options"]
-
-    def perform_service_create(self, data):
-        return source_create(**data)
-
-    def perform_service_update(self, instance, data, partial):
-        return source_update(source=instance, fields=data)
 
 
 @extend_schema_view(

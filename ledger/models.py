@@ -20,6 +20,10 @@ country_code_validator = RegexValidator(
 )
 
 
+# Text search configuration of the full-text indexes and queries.
+SEARCH_CONFIG = "english"
+
+
 class DatePrecision(models.TextChoices):
     DAY = "day", "Day"
     MONTH = "month", "Month"
@@ -155,9 +159,9 @@ class Revisioned(models.Model):
         return [constraint for constraint, holds in zip(evaluated, row, strict=True) if not holds]
 
 
-def track_history(model_name: str, *, exclude: tuple[str, ...] = ()):
+def track_history(model_name: str, *, exclude: tuple[str, ...] = (), db_table: str | None = None):
     """Snapshot every insert, update and delete of the model into the table of
-    `model_name`, with the write's context (who, through what, why)."""
+    `model_name` (or `db_table`), with the write's context (who, through what, why)."""
     return pghistory.track(
         pghistory.InsertEvent(),
         pghistory.UpdateEvent(),
@@ -165,6 +169,7 @@ def track_history(model_name: str, *, exclude: tuple[str, ...] = ()):
         exclude=["revised_tx", *exclude],
         model_name=model_name,
         obj_field=pghistory.ObjForeignKey(related_name="snapshots"),
+        meta={"db_table": db_table} if db_table else None,
     )
 
 

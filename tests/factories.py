@@ -3,17 +3,9 @@ import datetime
 import factory
 
 from actors.models import Actor, ActorAlias, ActorIdentifier, Affiliation
-from events.models import (
-    Event,
-    EventParticipant,
-    EventType,
-    Evidence,
-    Place,
-    Source,
-    Statement,
-    StatementKind,
-)
+from events.models import Event, EventParticipant, EventType, Place, Statement, StatementKind
 from ledger.models import DatePrecision
+from sources.models import Evidence, Source
 
 SOURCE_TEXT = (
     "Armenia and Azerbaijan held talks in Brussels. "

@@ -4,7 +4,8 @@ import pytest
 from django.core.management import call_command
 
 from actors.models import Actor
-from events.models import Event, Source
+from events.models import Event
+from sources.models import Source
 
 pytestmark = [pytest.mark.django_db, pytest.mark.smoke]
 
@@ -34,7 +35,7 @@ def test_admin_lists_the_seeded_events_with_their_dates(admin_client, seeded):
     [
         "/admin/actors/actor/",
         "/admin/actors/affiliation/",
-        "/admin/events/source/",
+        "/admin/sources/source/",
         "/admin/events/place/",
         "/admin/events/statement/",
         "/admin/events/event/add/",
@@ -239,7 +240,7 @@ class TestSourceText:
     def test_a_cited_text_cannot_change_in_the_admin(self, admin_client, seeded):
         source = Source.objects.get()
         response = admin_client.post(
-            f"/admin/events/source/{source.pk}/change/", self.form(source, text="Rewritten.")
+            f"/admin/sources/source/{source.pk}/change/", self.form(source, text="Rewritten.")
         )
         assert response.status_code == 200
         assert "Evidence spans point into this text, so it cannot change." in (
@@ -249,7 +250,7 @@ class TestSourceText:
 
     def test_the_same_text_is_not_stored_twice(self, admin_client, seeded):
         source = Source.objects.get()
-        response = admin_client.post("/admin/events/source/add/", self.form(source))
+        response = admin_client.post("/admin/sources/source/add/", self.form(source))
         assert response.status_code == 200
         assert f"This text is already stored as source {source.pk}." in response.content.decode()
         assert Source.objects.count() == 1

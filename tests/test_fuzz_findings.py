@@ -9,9 +9,11 @@ from rest_framework import serializers
 
 from actors.models import ActorIdentifier
 from actors.urls import router as actor_router
-from events.models import EventParticipant, Evidence, StatementActor
+from events.models import EventParticipant, StatementActor
 from events.urls import router as event_router
 from ledger.api.serializers import StrictStringMixin
+from sources.models import Evidence
+from sources.urls import router as source_router
 from tests.factories import (
     ActorFactory,
     ActorIdentifierFactory,
@@ -184,7 +186,9 @@ def _string_fields(field, path: str):
 
 def test_every_string_field_of_every_write_serializer_is_strict():
     strings = {}
-    for _, viewset, basename in event_router.registry + actor_router.registry:
+    for _, viewset, basename in (
+        event_router.registry + actor_router.registry + source_router.registry
+    ):
         strings.update(_string_fields(viewset.write_serializer_class(), basename))
     assert {"source/text", "actor/aliases/0", "event/evidence/0/quote"} <= set(strings)
     lax = [path for path, field in strings.items() if not isinstance(field, StrictStringMixin)]

@@ -272,7 +272,8 @@ class TestEveryWritePathLeavesHistory:
         assert entry.context["reason"] == "Official name"
 
     def test_child_rows_are_snapshotted_too(self, created):
-        from events.models import EventParticipantSnapshot, EvidenceSnapshot
+        from events.models import EventParticipantSnapshot
+        from sources.models import EvidenceSnapshot
 
         pk = created["body"]["id"]
         assert EventParticipantSnapshot.objects.filter(event_id=pk, pgh_label="insert").count() == 1

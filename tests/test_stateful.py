@@ -472,7 +472,7 @@ def users(token_client) -> dict:
     for name in ("alice", "bob"):
         user, _ = User.objects.get_or_create(username=name)
         user.user_permissions.set(
-            Permission.objects.filter(content_type__app_label__in=["actors", "events"])
+            Permission.objects.filter(content_type__app_label__in=["actors", "events", "sources"])
         )
         token, _ = Token.objects.get_or_create(user=user)
         client = APIClient()

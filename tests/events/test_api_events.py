@@ -5,7 +5,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework.fields import DateTimeField
 
-from events.models import Event, EventParticipant, Evidence
+from events.models import Event, EventParticipant
+from sources.models import Evidence
 from tests.factories import (
     ActorFactory,
     EventFactory,

@@ -2,7 +2,8 @@ import hashlib
 
 import pytest
 
-from events.models import Place, Source
+from events.models import Place
+from sources.models import Source
 from tests.factories import EventFactory, PlaceFactory, SourceFactory
 
 pytestmark = pytest.mark.django_db

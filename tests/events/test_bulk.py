@@ -8,10 +8,11 @@ from django.core.management import CommandError, call_command
 from django.db.models import Count
 
 from actors.models import Actor
-from events.models import Event, EventParticipant, Evidence, Source, Statement
+from events.models import Event, EventParticipant, Statement
 from events.synthetic import TABLES, SyntheticData
 from ledger.bulk import BulkLoader, BulkLoadError
 from ledger.models import Change
+from sources.models import Evidence, Source
 
 pytestmark = pytest.mark.django_db
 

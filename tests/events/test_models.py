@@ -4,9 +4,10 @@ import pytest
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import IntegrityError, connection, transaction
 
-from events.models import Event, EventStatus, Evidence, Source
+from events.models import Event, EventStatus
 from events.services import event_update
 from ledger.models import DatePrecision, format_interval
+from sources.models import Evidence, Source
 from tests.factories import (
     ActorFactory,
     EventFactory,

@@ -5,7 +5,8 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from actors.models import Actor, ActorAlias, ActorIdentifier, Affiliation
-from events.models import Event, EventParticipant, Evidence, Place, Source, Statement
+from events.models import Event, EventParticipant, Place, Statement
+from sources.models import Evidence, Source
 
 FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "000_965ae081fd36cede.txt"
 SHARED_SEED = Path(__file__).resolve().parents[3] / "shared" / "seeds" / FIXTURE.name

@@ -4,8 +4,10 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from actors.services import actor_create, affiliation_create
-from events.models import Event, Evidence, Statement
-from events.services import event_create, locate_quote, span_for_quote, statement_create
+from events.models import Event, Statement
+from events.services import event_create, statement_create
+from sources.models import Evidence
+from sources.services import locate_quote, span_for_quote
 from tests.factories import ActorFactory, SourceFactory
 
 TEXT = "Russia met Armenia. Later Russia met Azerbaijan."
