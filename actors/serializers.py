@@ -16,9 +16,19 @@ from actors.models import (
     Sector,
     normalized_identifier,
 )
-from events.serializers import ActorRefSerializer, _absolute
-from ledger.api.serializers import StrictCharField, StrictInputMixin
+from ledger.api.serializers import StrictCharField, StrictInputMixin, absolute_url
 from sources.serializers import EvidenceInputSerializer, EvidenceSerializer
+
+
+class ActorRefSerializer(serializers.ModelSerializer):
+    """An actor as it appears inside another record."""
+
+    url = serializers.HyperlinkedIdentityField(view_name="actor-detail")
+
+    class Meta:
+        model = Actor
+        fields = ["id", "url", "name", "kind"]
+        read_only_fields = fields
 
 
 class IdentifierSerializer(StrictInputMixin, serializers.ModelSerializer):
@@ -118,7 +128,7 @@ class ActorSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def _link(self, view_name: str, query: str, actor: Actor) -> str:
-        return _absolute(self.context.get("request"), f"{reverse(view_name)}?{query}={actor.pk}")
+        return absolute_url(self.context.get("request"), f"{reverse(view_name)}?{query}={actor.pk}")
 
     @extend_schema_field(OpenApiTypes.URI)
     def get_events_url(self, actor: Actor) -> str:

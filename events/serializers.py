@@ -12,6 +12,7 @@ from drf_spectacular.utils import OpenApiExample, extend_schema_field, extend_sc
 from rest_framework import serializers
 
 from actors.models import Actor
+from actors.serializers import ActorRefSerializer
 from events.models import (
     Event,
     EventParticipant,
@@ -26,19 +27,9 @@ from ledger.api.serializers import (
     DatedInputMixin,
     IdField,
     StrictInputMixin,
+    absolute_url,
 )
 from sources.serializers import EvidenceInputSerializer, EvidenceSerializer
-
-
-class ActorRefSerializer(serializers.ModelSerializer):
-    """An actor as it appears inside another record."""
-
-    url = serializers.HyperlinkedIdentityField(view_name="actor-detail")
-
-    class Meta:
-        model = Actor
-        fields = ["id", "url", "name", "kind"]
-        read_only_fields = fields
 
 
 class PlaceRefSerializer(serializers.ModelSerializer):
@@ -57,10 +48,6 @@ class EventRefSerializer(serializers.ModelSerializer):
         model = Event
         fields = ["id", "url", "title"]
         read_only_fields = fields
-
-
-def _absolute(request, path: str) -> str:
-    return request.build_absolute_uri(path) if request else path
 
 
 # Places -------------------------------------------------------------------------
@@ -243,7 +230,7 @@ class EventSerializer(serializers.ModelSerializer):
     @extend_schema_field(OpenApiTypes.URI)
     def get_statements_url(self, event: Event) -> str:
         path = f"{reverse('statement-list')}?about_event={event.pk}"
-        return _absolute(self.context.get("request"), path)
+        return absolute_url(self.context.get("request"), path)
 
 
 EVENT_EXAMPLE = {

@@ -16,6 +16,11 @@ from ledger.models import ChangeAction
 # Shared pieces ----------------------------------------------------------------
 
 
+def absolute_url(request, path: str) -> str:
+    """`path` as an absolute URL of the request's host (as is without a request)."""
+    return request.build_absolute_uri(path) if request else path
+
+
 class IsoDateField(serializers.DateField):
     """A date written YYYY-MM-DD, and only so; an impossible one (2023-02-30)
     is called impossible, not badly formatted."""
