@@ -101,7 +101,7 @@ def load_document(document: Path, annotation: Path | None = None) -> LoadResult:
     created only when missing. Any error leaves the database untouched.
     """
     published_on, text = read_document(document)
-    existing = Source.objects.filter(sha256=Source.digest(text)).first()
+    existing = Source.objects.with_text(text).first()
     if existing is not None:
         return LoadResult(source=existing, created=False)
     annotation = annotation or annotation_path_for(document)

@@ -176,6 +176,70 @@ STATEMENT_WORDS = [
 FIRST_DAY = datetime.date(1990, 1, 1)
 DAYS = (datetime.date(2025, 12, 31) - FIRST_DAY).days
 
+# The rules the row triggers enforce, checked on each whole batch instead
+# (ledger.bulk.Table.checks): each query finds a row that breaks one.
+EVENT_CHECKS = (
+    (
+        "An event cites no evidence",
+        "SELECT e.id FROM bulk_events_event e WHERE NOT EXISTS "
+        "(SELECT 1 FROM bulk_events_evidence v WHERE v.event_id = e.id)",
+    ),
+    (
+        "An event's place does not exist",
+        "SELECT e.id, e.place_id FROM bulk_events_event e WHERE e.place_id IS NOT NULL "
+        "AND NOT EXISTS (SELECT 1 FROM bulk_events_place p WHERE p.id = e.place_id) "
+        "AND NOT EXISTS (SELECT 1 FROM events_place p WHERE p.id = e.place_id)",
+    ),
+)
+PARTICIPANT_CHECKS = (
+    (
+        "A participant's actor or event does not exist",
+        "SELECT p.event_id, p.actor_id FROM bulk_events_eventparticipant p "
+        "WHERE NOT EXISTS (SELECT 1 FROM bulk_actors_actor a WHERE a.id = p.actor_id) "
+        "AND NOT EXISTS (SELECT 1 FROM actors_actor a WHERE a.id = p.actor_id) "
+        "OR NOT EXISTS (SELECT 1 FROM bulk_events_event e WHERE e.id = p.event_id)",
+    ),
+)
+STATEMENT_CHECKS = (
+    (
+        "A statement cites no evidence",
+        "SELECT s.id FROM bulk_events_statement s WHERE NOT EXISTS "
+        "(SELECT 1 FROM bulk_events_evidence v WHERE v.statement_id = s.id)",
+    ),
+    (
+        "A statement's speaker, actor or event does not exist",
+        "SELECT s.id FROM bulk_events_statement s WHERE NOT EXISTS "
+        "(SELECT 1 FROM bulk_actors_actor a WHERE a.id = s.speaker_id) AND NOT EXISTS "
+        "(SELECT 1 FROM actors_actor a WHERE a.id = s.speaker_id) "
+        "UNION ALL SELECT l.statement_id FROM bulk_events_statementactor l WHERE NOT EXISTS "
+        "(SELECT 1 FROM bulk_actors_actor a WHERE a.id = l.actor_id) AND NOT EXISTS "
+        "(SELECT 1 FROM actors_actor a WHERE a.id = l.actor_id) "
+        "UNION ALL SELECT l.statement_id FROM bulk_events_statementevent l WHERE NOT EXISTS "
+        "(SELECT 1 FROM bulk_events_event e WHERE e.id = l.event_id) AND NOT EXISTS "
+        "(SELECT 1 FROM events_event e WHERE e.id = l.event_id)",
+    ),
+)
+EVIDENCE_CHECKS = (
+    (
+        "An evidence quote is not the source's text at its offsets",
+        "SELECT v.source_id, v.start, v.end FROM bulk_events_evidence v "
+        "LEFT JOIN bulk_events_source n ON n.id = v.source_id "
+        "WHERE v.start >= v.end OR char_length(v.quote) <> v.end - v.start "
+        "OR substr(coalesce(n.text, (SELECT s.text FROM events_source s "
+        "WHERE s.id = v.source_id)), v.start + 1, v.end - v.start) IS DISTINCT FROM v.quote",
+    ),
+    (
+        "Evidence cites an event or statement that does not exist",
+        "SELECT v.event_id, v.statement_id FROM bulk_events_evidence v "
+        "WHERE (v.event_id IS NOT NULL AND NOT EXISTS "
+        "(SELECT 1 FROM bulk_events_event e WHERE e.id = v.event_id) AND NOT EXISTS "
+        "(SELECT 1 FROM events_event e WHERE e.id = v.event_id)) "
+        "OR (v.statement_id IS NOT NULL AND NOT EXISTS "
+        "(SELECT 1 FROM bulk_events_statement s WHERE s.id = v.statement_id) AND NOT EXISTS "
+        "(SELECT 1 FROM events_statement s WHERE s.id = v.statement_id))",
+    ),
+)
+
 TABLES = [
     Table(
         Actor,
@@ -192,7 +256,7 @@ TABLES = [
     Table(
         Source,
         ("id", "title", "publisher", "url", "published_on", "language", "text"),
-        {**TIMESTAMPS, "sha256": "encode(sha256(convert_to(text, 'UTF8')), 'hex')"},
+        {**TIMESTAMPS, "sha256": Source.DIGEST_SQL.format("text")},
         "sources",
     ),
     Table(
@@ -214,8 +278,9 @@ TABLES = [
         ),
         {**TIMESTAMPS, "vocabulary_version": f"'{EVENT_VOCABULARY_VERSION}'"},
         "events",
+        EVENT_CHECKS,
     ),
-    Table(EventParticipant, ("event_id", "actor_id", "role")),
+    Table(EventParticipant, ("event_id", "actor_id", "role"), checks=PARTICIPANT_CHECKS),
     Table(
         Statement,
         (
@@ -232,10 +297,15 @@ TABLES = [
         ),
         TIMESTAMPS,
         "statements",
+        STATEMENT_CHECKS,
     ),
     Table(StatementActor, ("statement_id", "actor_id", "role")),
     Table(StatementEvent, ("statement_id", "event_id")),
-    Table(Evidence, ("source_id", "start", "end", "quote", "event_id", "statement_id")),
+    Table(
+        Evidence,
+        ("source_id", "start", "end", "quote", "event_id", "statement_id"),
+        checks=EVIDENCE_CHECKS,
+    ),
 ]
 
 

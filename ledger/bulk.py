@@ -18,14 +18,15 @@ set-based:
   does not run here), so the feed's commit lock is held only from there to
   the commit;
 - the checks the triggers make are made on the whole batch before it is
-  written: every event and statement cites evidence, every quote is the
-  source's text at its offsets, every reference points at an existing row.
-  A batch that fails a check writes nothing.
+  written, as each table declares them (`Table.checks`: in the event data,
+  every event and statement cites evidence, every quote is the source's text
+  at its offsets, every reference points at an existing row). A batch that
+  fails a check writes nothing.
 
 Rows are streamed with COPY into temporary staging tables, then moved into
 place with one INSERT ... SELECT per table that also writes the snapshots and
-feed entries (a data-modifying WITH). Source digests are computed in the same
-statement.
+feed entries (a data-modifying WITH). Computed columns (`Table.computed`,
+such as a digest of a text) are filled in the same statement.
 
 For a load that at least doubles a table, `rebuild_indexes()` drops the
 secondary indexes first and builds them again afterwards, which is several
@@ -39,8 +40,9 @@ import json
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import cast
 
-from django.db import connection, transaction
+from django.db import connection, models, transaction
 from psycopg import sql
 
 from ledger.history import snapshot_model
@@ -57,12 +59,17 @@ class Table:
     `columns` are what the caller supplies for each row, in order; `computed`
     maps further columns to SQL expressions over them; `resource` is the name
     of the table in the change feed, for resources (which also carry revisions).
+    `checks` are the rules the table's triggers would enforce, made on the
+    whole batch instead: (problem, query) pairs, each query selecting a row
+    that breaks the rule, over the staging tables (`bulk_<table>`) and the
+    stored ones.
     """
 
-    model: type
+    model: type[models.Model]
     columns: tuple[str, ...]
     computed: dict[str, str] = field(default_factory=dict)
     resource: str | None = None
+    checks: tuple[tuple[str, str], ...] = ()
 
     @property
     def name(self) -> str:
@@ -78,7 +85,9 @@ class Table:
 
     def snapshot_columns(self) -> list[str]:
         snapshot = snapshot_model(self.model)
-        return [f.column for f in snapshot._meta.concrete_fields if not f.name.startswith("pgh_")]
+        # A concrete field always has a column.
+        fields = snapshot._meta.concrete_fields
+        return [cast(str, f.column) for f in fields if not f.name.startswith("pgh_")]
 
 
 NOW = "now()"
@@ -221,64 +230,8 @@ class BulkLoader:
 
     # Checks -------------------------------------------------------------------
 
-    CHECKS = [
-        (
-            "An evidence quote is not the source's text at its offsets",
-            "SELECT v.source_id, v.start, v.end FROM bulk_events_evidence v "
-            "LEFT JOIN bulk_events_source n ON n.id = v.source_id "
-            "WHERE v.start >= v.end OR char_length(v.quote) <> v.end - v.start "
-            "OR substr(coalesce(n.text, (SELECT s.text FROM events_source s "
-            "WHERE s.id = v.source_id)), v.start + 1, v.end - v.start) IS DISTINCT FROM v.quote",
-        ),
-        (
-            "An event cites no evidence",
-            "SELECT e.id FROM bulk_events_event e WHERE NOT EXISTS "
-            "(SELECT 1 FROM bulk_events_evidence v WHERE v.event_id = e.id)",
-        ),
-        (
-            "A statement cites no evidence",
-            "SELECT s.id FROM bulk_events_statement s WHERE NOT EXISTS "
-            "(SELECT 1 FROM bulk_events_evidence v WHERE v.statement_id = s.id)",
-        ),
-        (
-            "Evidence cites an event or statement that does not exist",
-            "SELECT v.event_id, v.statement_id FROM bulk_events_evidence v "
-            "WHERE (v.event_id IS NOT NULL AND NOT EXISTS "
-            "(SELECT 1 FROM bulk_events_event e WHERE e.id = v.event_id) AND NOT EXISTS "
-            "(SELECT 1 FROM events_event e WHERE e.id = v.event_id)) "
-            "OR (v.statement_id IS NOT NULL AND NOT EXISTS "
-            "(SELECT 1 FROM bulk_events_statement s WHERE s.id = v.statement_id) AND NOT EXISTS "
-            "(SELECT 1 FROM events_statement s WHERE s.id = v.statement_id))",
-        ),
-        (
-            "A participant's actor or event does not exist",
-            "SELECT p.event_id, p.actor_id FROM bulk_events_eventparticipant p "
-            "WHERE NOT EXISTS (SELECT 1 FROM bulk_actors_actor a WHERE a.id = p.actor_id) "
-            "AND NOT EXISTS (SELECT 1 FROM actors_actor a WHERE a.id = p.actor_id) "
-            "OR NOT EXISTS (SELECT 1 FROM bulk_events_event e WHERE e.id = p.event_id)",
-        ),
-        (
-            "An event's place does not exist",
-            "SELECT e.id, e.place_id FROM bulk_events_event e WHERE e.place_id IS NOT NULL "
-            "AND NOT EXISTS (SELECT 1 FROM bulk_events_place p WHERE p.id = e.place_id) "
-            "AND NOT EXISTS (SELECT 1 FROM events_place p WHERE p.id = e.place_id)",
-        ),
-        (
-            "A statement's speaker, actor or event does not exist",
-            "SELECT s.id FROM bulk_events_statement s WHERE NOT EXISTS "
-            "(SELECT 1 FROM bulk_actors_actor a WHERE a.id = s.speaker_id) AND NOT EXISTS "
-            "(SELECT 1 FROM actors_actor a WHERE a.id = s.speaker_id) "
-            "UNION ALL SELECT l.statement_id FROM bulk_events_statementactor l WHERE NOT EXISTS "
-            "(SELECT 1 FROM bulk_actors_actor a WHERE a.id = l.actor_id) AND NOT EXISTS "
-            "(SELECT 1 FROM actors_actor a WHERE a.id = l.actor_id) "
-            "UNION ALL SELECT l.statement_id FROM bulk_events_statementevent l WHERE NOT EXISTS "
-            "(SELECT 1 FROM bulk_events_event e WHERE e.id = l.event_id) AND NOT EXISTS "
-            "(SELECT 1 FROM events_event e WHERE e.id = l.event_id)",
-        ),
-    ]
-
     def _check(self, cursor) -> None:
-        for problem, query in self.CHECKS:
+        for problem, query in (check for table in self.tables for check in table.checks):
             cursor.execute(query + " LIMIT 1")
             row = cursor.fetchone()
             if row is not None:

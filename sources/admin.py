@@ -85,22 +85,10 @@ class EvidenceInline(admin.TabularInline):
 
 
 class SourceAdminForm(LedgerAdminForm):
-    """The text of a source is its evidence's ground: it may not change under
-    evidence, and the same text is stored once."""
+    """A source's form; `Source.clean()` refuses a text already stored, or a
+    changed text under evidence."""
 
     url = forms.URLField(required=False, max_length=2000, assume_scheme="https")
-
-    def clean_text(self):
-        text = self.cleaned_data["text"]
-        if self.instance.pk and text != self.instance.text and self.instance.evidence.exists():
-            raise ValidationError(
-                "Evidence spans point into this text, so it cannot change. Store the new "
-                "version as a new source."
-            )
-        twin = Source.objects.filter(sha256=Source.digest(text)).exclude(pk=self.instance.pk)
-        if twin.exists():
-            raise ValidationError(f"This text is already stored as source {twin.get().pk}.")
-        return text
 
 
 @admin.register(Source)

@@ -15,14 +15,26 @@ from ledger.models import (
     track_history,
 )
 
+TEXT_LOCKED = (
+    "The text of this source cannot change: evidence spans point into it, and changing it "
+    "would break them. Store the new version as a new source."
+)
+
+
+class SourceQuerySet(models.QuerySet):
+    def with_text(self, text: str) -> "SourceQuerySet":
+        """The source holding exactly `text` (at most one: the digest is unique)."""
+        return self.filter(sha256=Source.digest(text))
+
 
 # Tables keep the names they had in the events app, where these models began.
 @track_history("SourceSnapshot", db_table="events_sourcesnapshot")
 class Source(Revisioned):
     """A document facts come from. Its full text is kept so that every evidence
     span stays checkable; `sha256` is the hex digest of the UTF-8 text, kept
-    current by a database trigger whatever path writes the row. The text cannot
-    change while evidence points into it (also enforced by a trigger).
+    current by a database trigger whatever path writes the row. A text is stored
+    once, and cannot change while evidence points into it (`clean()`, with a
+    trigger as the backstop).
     """
 
     title = models.CharField(max_length=500, blank=True)
@@ -35,6 +47,8 @@ class Source(Revisioned):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    objects = SourceQuerySet.as_manager()
+
     class Meta:
         db_table = "events_source"
         ordering = ["-published_on", "id"]
@@ -46,13 +60,48 @@ class Source(Revisioned):
         label = self.title or self.text[:60]
         return f"{label} ({self.published_on})" if self.published_on else label
 
+    @classmethod
+    def from_db(cls, db, field_names, values):
+        source = super().from_db(db, field_names, values)
+        # The text as stored: a change of it is checked against the evidence.
+        source._stored_text = source.text if "text" in field_names else None
+        return source
+
+    def clean(self) -> None:
+        stored = getattr(self, "_stored_text", None)
+        if self.pk and stored is not None and self.text != stored and self.evidence.exists():
+            raise ValidationError({"text": ValidationError(TEXT_LOCKED, code="text_locked")})
+        twin = Source.objects.with_text(self.text).exclude(pk=self.pk).values_list("pk", flat=True)
+        twin_id = twin.first()
+        if twin_id is not None:
+            message = f"This text is already stored as source {twin_id}."
+            raise ValidationError({"text": ValidationError(message, code="unique")})
+
+    def validate_unique(self, exclude=None) -> None:
+        # The digest's uniqueness is the text's, checked by clean() with a
+        # message that names the stored source.
+        super().validate_unique(exclude={*(exclude or ()), "sha256"})
+
     def save(self, *args, **kwargs) -> None:
         self.sha256 = self.digest(self.text)
         super().save(*args, **kwargs)
+        self._stored_text = self.text
 
     @staticmethod
     def digest(text: str) -> str:
+        """The hex sha256 of the UTF-8 text; DIGEST_SQL is the same in SQL."""
         return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+    # digest() in SQL, over the column or expression put in for {}: for writes
+    # that bypass the row triggers (the bulk loader) and for the trigger itself.
+    DIGEST_SQL = "encode(sha256(convert_to({}, 'UTF8')), 'hex')"
+
+    def misquote(self, start: int, end: int, quote: str) -> str | None:
+        """Why `quote` is not this text at [start:end], or None when it is."""
+        actual = self.text[start:end]
+        if actual == quote:
+            return None
+        return f"The source text at [{start}:{end}] is “{actual}”."
 
 
 @track_history("EvidenceSnapshot", exclude=("search_vector",), db_table="events_evidencesnapshot")
@@ -121,8 +170,6 @@ class Evidence(models.Model):
             return
         if self.start >= self.end:
             raise ValidationError({"end": "The span must end after it starts."})
-        actual = self.source.text[self.start : self.end]
-        if actual != self.quote:
-            raise ValidationError(
-                {"quote": f"The source text at [{self.start}:{self.end}] is “{actual}”."}
-            )
+        problem = self.source.misquote(self.start, self.end, self.quote)
+        if problem:
+            raise ValidationError({"quote": problem})

@@ -96,10 +96,9 @@ class EvidenceInputSerializer(StrictInputMixin, serializers.Serializer):
                 raise serializers.ValidationError(
                     {"end": f"The span must satisfy start < end <= {len(text)} (the text length)."}
                 )
-            if quote is not None and text[start:end] != quote:
-                raise serializers.ValidationError(
-                    {"quote": f"The source text at [{start}:{end}] is “{text[start:end]}”."}
-                )
+            problem = None if quote is None else source.misquote(start, end, quote)
+            if problem:
+                raise serializers.ValidationError({"quote": problem})
             return Span(source=source, start=start, end=end)
         if quote is None:
             raise serializers.ValidationError("Give start and end, or a quote.")

@@ -9,7 +9,7 @@ from django.core.exceptions import ValidationError
 from django.db import models, transaction
 
 from ledger.services import ConflictError, apply_fields
-from sources.models import Evidence, Source
+from sources.models import TEXT_LOCKED, Evidence, Source
 
 
 @dataclass(frozen=True)
@@ -104,7 +104,6 @@ def source_create(
         url=url,
         language=language,
     )
-    source.sha256 = Source.digest(text)
     source.full_clean()
     source.save()
     return source
@@ -126,13 +125,12 @@ def evidence_replace(*, record: models.Model, spans: Sequence[Span]) -> list[Evi
 
 @transaction.atomic
 def source_update(*, source: Source, fields: dict) -> Source:
-    """Change a source's metadata, or its text while no evidence points into it."""
-    if "text" in fields and fields["text"] != source.text and source.evidence.exists():
-        raise ConflictError(
-            "The text of this source cannot change: evidence spans point into it, and "
-            "changing it would break them. Store the new version as a new source."
-        )
-    if "text" in fields:
-        fields = {**fields, "sha256": Source.digest(fields["text"])}
-    apply_fields(source, fields)
+    """Change a source's metadata, or its text while no evidence points into it
+    (a conflict with the stored evidence: ConflictError)."""
+    try:
+        apply_fields(source, fields)
+    except ValidationError as exc:
+        if any(error.code == "text_locked" for error in exc.error_dict.get("text", [])):
+            raise ConflictError(TEXT_LOCKED) from None
+        raise
     return source

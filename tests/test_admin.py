@@ -243,7 +243,8 @@ class TestSourceText:
             f"/admin/sources/source/{source.pk}/change/", self.form(source, text="Rewritten.")
         )
         assert response.status_code == 200
-        assert "Evidence spans point into this text, so it cannot change." in (
+        # The same rule, and words, as the API's (Source.clean()).
+        assert "The text of this source cannot change: evidence spans point into it" in (
             response.content.decode()
         )
         assert Source.objects.get(pk=source.pk).text == source.text

@@ -32,10 +32,16 @@ def test_create_a_source_computes_its_digest(token_client):
 
 
 def test_the_same_text_twice_is_refused(token_client):
-    SourceFactory(text="Same.")
+    stored = SourceFactory(text="Same.")
     response = token_client("add_source").post(SOURCES, {"text": "Same."}, format="json")
     assert response.status_code == 400
-    assert response.json()["errors"][0]["detail"] == "Source with this Sha256 already exists."
+    # Named on the field the client sent, with the stored source (as in the admin).
+    [error] = response.json()["errors"]
+    assert (error["pointer"], error["detail"]) == (
+        "/text",
+        f"This text is already stored as source {stored.pk}.",
+    )
+    assert Source.objects.filter(text="Same.").count() == 1
 
 
 def test_changing_text_under_evidence_is_refused_with_409(token_client):
