@@ -22,38 +22,40 @@ from django.urls import reverse
 from psycopg import ClientCursor, sql
 
 from events.models import QUAD_CLASS
-from events.representations import iso_sql
+from events.representations import EVENT_COLUMNS
 
 logger = logging.getLogger(__name__)
 
 FORMATS = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson"}
 
-FIELDS = [
-    ("id", "e.id"),
-    ("url", "{event_url} || e.id || '/'"),
-    ("revision", "e.revision"),
-    ("type", "e.type"),
-    ("quad_class", "{quad_class}"),
-    ("mode", "e.mode"),
-    ("context", "e.context"),
-    ("status", "e.status"),
-    ("title", "e.title"),
-    ("summary", "e.summary"),
-    ("date_start", "e.date_start"),
-    ("date_end", "e.date_end"),
-    ("date_precision", "e.date_precision"),
-    ("place_id", "e.place_id"),
-    ("place_name", "p.name"),
-    ("place_country", "p.country"),
-    ("place_text", "e.place_text"),
-    ("participants", "coalesce(pa.list, '[]')"),
-    ("evidence", "coalesce(ev.list, '[]')"),
-    ("review_status", "e.review_status"),
-    ("created_at", "{created_at}"),
-    ("updated_at", "{updated_at}"),
+# The export's columns, in order. Each is one of the event's read columns
+# (EVENT_COLUMNS, events/representations.py), shown as it is, unless the
+# export makes it itself (`_own_columns`).
+COLUMN_NAMES = [
+    "id",
+    "url",
+    "revision",
+    "type",
+    "quad_class",
+    "mode",
+    "context",
+    "status",
+    "title",
+    "summary",
+    "date_start",
+    "date_end",
+    "date_precision",
+    "place_id",
+    "place_name",
+    "place_country",
+    "place_text",
+    "participants",
+    "evidence",
+    "review_status",
+    "created_at",
+    "updated_at",
 ]
-COLUMN_NAMES = [name for name, _ in FIELDS]
-# Fields built as JSON text, embedded as JSON (not as strings) in JSON Lines.
+# Columns of JSON text, embedded as JSON (not as strings) in JSON Lines.
 JSON_LISTS = {"participants", "evidence"}
 
 # CSV cells are text: contexts joined by semicolons.
@@ -91,18 +93,23 @@ def _quad_class_sql() -> str:
     return f"CASE e.type {cases} END"
 
 
-def _expressions(fmt: str, origin: str) -> dict[str, str]:
-    raw = connection.connection
-    event_url = sql.Literal(origin + reverse("event-list")).as_string(raw)
-    expressions = {
-        name: expression.format(
-            quad_class=_quad_class_sql(),
-            event_url=event_url,
-            created_at=iso_sql("e.created_at"),
-            updated_at=iso_sql("e.updated_at"),
-        )
-        for name, expression in FIELDS
+def _own_columns(origin: str) -> dict[str, str]:
+    """The columns the export makes itself: what the API derives in Python
+    (the URL, the quad class), and participants and evidence aggregated in
+    one pass over the table (`export_query`) rather than per row; its
+    participants name their actor by id and name."""
+    event_url = sql.Literal(origin + reverse("event-list")).as_string(connection.connection)
+    return {
+        "url": f"{event_url} || e.id || '/'",
+        "quad_class": _quad_class_sql(),
+        "participants": "coalesce(pa.list, '[]')",
+        "evidence": "coalesce(ev.list, '[]')",
     }
+
+
+def _expressions(fmt: str, origin: str) -> dict[str, str]:
+    own = _own_columns(origin)
+    expressions = {name: own.get(name) or EVENT_COLUMNS[name] for name in COLUMN_NAMES}
     if fmt == "csv":
         expressions.update(CSV_OVERRIDES)
         for name, expression in expressions.items():

@@ -2,18 +2,21 @@
 
 Event lists and details are the answers the API gives most. Through model
 instances, prefetches and serializer fields a page of 50 events costs several
-milliseconds of Python; here one query returns the page's rows with their
-participants and evidence aggregated by PostgreSQL as JSON text and its times
-as text, and a plain function shapes each row into exactly what
-`EventSerializer` makes (a test compares the two on every event of the seed and
-of a synthetic dataset). orjson renders it, taking the JSON text as it is.
+milliseconds of Python; here one query returns the page's rows (the event's
+read columns, `EVENT_COLUMNS`, read by name) with their participants and
+evidence aggregated by PostgreSQL as JSON text and its times as text, and a
+plain function shapes each row into exactly what `EventSerializer` makes (a
+test compares the two on every event of the seed and of a synthetic dataset).
+orjson renders it, taking the JSON text as it is.
 
 The serializer stays the definition of the representation: it documents the
 schema, renders history and writes, and is what this module must equal.
 """
 
 import functools
-from collections.abc import Sequence
+from collections import namedtuple
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 
 import orjson
 from django.db import connection
@@ -42,40 +45,71 @@ def iso_sql(column: str) -> str:
 # first), and times as their final text: Python neither parses nor rebuilds
 # them. The JSON is concatenated (strings escaped by to_json; kinds and roles
 # are fixed words): PostgreSQL builds it faster than with json_build_object.
-COLUMNS = f"""
-    e.id, e.revision, e.type, e.mode, e.context, e.vocabulary_version, e.status, e.title,
-    e.summary, e.date_start, e.date_end, e.date_precision, e.place_id, p.name, p.kind,
-    p.country, e.place_text, e.review_status, {iso_sql("e.created_at")},
-    {iso_sql("e.updated_at")}, e.date_sort,
-    (SELECT '[' || string_agg(
-                '{{"actor":{{"id":' || a.id || ',"url":' || to_json(%s::text || a.id || %s::text)
-                || ',"name":' || to_json(a.name) || ',"kind":"' || a.kind || '"}},"role":"'
-                || ep.role || '"}}', ',' ORDER BY ep.id) || ']'
+PARTICIPANTS_JSON = """(SELECT '[' || string_agg(
+                '{"actor":{"id":' || a.id || ',"url":' || to_json(%s::text || a.id || %s::text)
+                || ',"name":' || to_json(a.name) || ',"kind":"' || a.kind || '"},"role":"'
+                || ep.role || '"}', ',' ORDER BY ep.id) || ']'
        FROM events_eventparticipant ep JOIN actors_actor a ON a.id = ep.actor_id
-      WHERE ep.event_id = e.id),
-    (SELECT '[' || string_agg(
-                '{{"source":' || v.source_id || ',"start":' || v.start || ',"end":' || v."end"
-                || ',"quote":' || to_json(v.quote) || '}}', ','
+      WHERE ep.event_id = e.id)"""
+EVIDENCE_JSON = """(SELECT '[' || string_agg(
+                '{"source":' || v.source_id || ',"start":' || v.start || ',"end":' || v."end"
+                || ',"quote":' || to_json(v.quote) || '}', ','
                 ORDER BY v.source_id, v.start, v."end", v.id) || ']'
-       FROM events_evidence v WHERE v.event_id = e.id)
-"""
-# Where the ordering fields of the keyset pagination sit in a row.
-ROW_KEYS = {"id": 0, "date_sort": 20}
+       FROM events_evidence v WHERE v.event_id = e.id)"""
+
+# The event's read columns, declared once: each value a row of an event
+# carries, by name, with its SQL over `e` (the event) and `p` (its place).
+# `fetch_rows` selects them all and returns rows that are read by these names
+# (`EventRow`); the export shows those it needs by the same names
+# (events/export.py); tests/events/test_fast_paths.py checks them against
+# EventSerializer. Only `participants` takes parameters (the two of
+# `url_template(request, "actor-detail")`).
+EVENT_COLUMNS: Mapping[str, str] = MappingProxyType(
+    {
+        "id": "e.id",
+        "revision": "e.revision",
+        "type": "e.type",
+        "mode": "e.mode",
+        "context": "e.context",
+        "vocabulary_version": "e.vocabulary_version",
+        "status": "e.status",
+        "title": "e.title",
+        "summary": "e.summary",
+        "date_start": "e.date_start",
+        "date_end": "e.date_end",
+        "date_precision": "e.date_precision",
+        "date_sort": "e.date_sort",  # an ordering field of the keyset pagination
+        "place_id": "e.place_id",
+        "place_name": "p.name",
+        "place_kind": "p.kind",
+        "place_country": "p.country",
+        "place_text": "e.place_text",
+        "review_status": "e.review_status",
+        "created_at": iso_sql("e.created_at"),
+        "updated_at": iso_sql("e.updated_at"),
+        "participants": PARTICIPANTS_JSON,
+        "evidence": EVIDENCE_JSON,
+    }
+)
+# A row of `fetch_rows`: a tuple whose values are read by column name, as the
+# paginator reads model instances (getattr).
+EventRow = namedtuple("EventRow", EVENT_COLUMNS)
+SELECT = ", ".join(f'{sql} AS "{name}"' for name, sql in EVENT_COLUMNS.items())
 FROM = "FROM events_event e LEFT JOIN events_place p ON p.id = e.place_id"
 EMPTY = orjson.Fragment(b"[]")
 
 
 def fetch_rows(
     request, where: str, params: Sequence, order_by: str = "e.id", limit: int | None = None
-) -> list[tuple]:
+) -> list[EventRow]:
     """The rows of the events matching `where` (SQL over `e`, with %s
     parameters), in one query, with URLs absolute for `request`."""
-    statement = f"SELECT {COLUMNS} {FROM} WHERE {where} ORDER BY {order_by}"
+    statement = f"SELECT {SELECT} {FROM} WHERE {where} ORDER BY {order_by}"
     if limit is not None:
         statement += f" LIMIT {int(limit)}"
     with connection.cursor() as cursor:
         cursor.execute(statement, [*url_template(request, "actor-detail"), *params])
-        return cursor.fetchall()
+        return list(map(EventRow._make, cursor.fetchall()))
 
 
 def url_template(request, view_name: str) -> tuple[str, str]:
@@ -102,32 +136,9 @@ class EventShaper:
         origin = request.build_absolute_uri("/")[:-1]
         self.statements_url = f"{origin}{reverse('statement-list')}?about_event="
 
-    def __call__(self, row: tuple) -> dict:
-        (
-            pk,
-            revision,
-            event_type,
-            mode,
-            context,
-            vocabulary_version,
-            status,
-            title,
-            summary,
-            date_start,
-            date_end,
-            date_precision,
-            place_id,
-            place_name,
-            place_kind,
-            place_country,
-            place_text,
-            review_status,
-            created_at,
-            updated_at,
-            _date_sort,
-            participants,
-            evidence,
-        ) = row
+    def __call__(self, row: EventRow) -> dict:
+        pk, place_id, event_type = row.id, row.place_id, row.type
+        date_start, date_end = row.date_start, row.date_end
         event_prefix, event_suffix = self.event_url
         place = None
         if place_id is not None:
@@ -135,34 +146,37 @@ class EventShaper:
             place = {
                 "id": place_id,
                 "url": f"{place_prefix}{place_id}{place_suffix}",
-                "name": place_name,
-                "kind": place_kind,
-                "country": place_country,
+                "name": row.place_name,
+                "kind": row.place_kind,
+                "country": row.place_country,
             }
+        participants, evidence = row.participants, row.evidence
         return {
             "id": pk,
             "url": f"{event_prefix}{pk}{event_suffix}",
-            "revision": revision,
+            "revision": row.revision,
             "type": event_type,
             "quad_class": QUAD.get(event_type),
-            "mode": mode,
-            "context": context,
-            "vocabulary_version": vocabulary_version,
-            "status": status,
-            "title": title,
-            "summary": summary,
+            "mode": row.mode,
+            "context": row.context,
+            "vocabulary_version": row.vocabulary_version,
+            "status": row.status,
+            "title": row.title,
+            "summary": row.summary,
             "date_start": None if date_start is None else date_start.isoformat(),
             "date_end": None if date_end is None else date_end.isoformat(),
-            "date_precision": date_precision,
-            "date_display": event_date_display(date_start, date_end, date_precision, status),
+            "date_precision": row.date_precision,
+            "date_display": event_date_display(
+                date_start, date_end, row.date_precision, row.status
+            ),
             "place": place,
-            "place_text": place_text,
+            "place_text": row.place_text,
             "participants": EMPTY if participants is None else orjson.Fragment(participants),
             "evidence": EMPTY if evidence is None else orjson.Fragment(evidence),
-            "review_status": review_status,
+            "review_status": row.review_status,
             "statements_url": f"{self.statements_url}{pk}",
-            "created_at": created_at,
-            "updated_at": updated_at,
+            "created_at": row.created_at,
+            "updated_at": row.updated_at,
         }
 
 

@@ -40,7 +40,7 @@ from events.filters import (
     StatementFilterSet,
 )
 from events.models import Event, Place, Statement
-from events.representations import ROW_KEYS, EventShaper, fetch_rows, json_response, plain
+from events.representations import EventShaper, fetch_rows, json_response, plain
 from events.serializers import (
     EventSerializer,
     EventWriteSerializer,
@@ -185,7 +185,7 @@ class EventViewSet(ServiceViewSet):
         order_by = paginator.order_by_sql("e")
         with search_time_limit(searching):
             rows = fetch_rows(request, f"e.id IN ({union})", params, order_by, paginator.size + 1)
-        rows = paginator.finish(rows, lambda row, name: row[ROW_KEYS[name]])
+        rows = paginator.finish(rows, getattr)  # rows are read by column name
         shape = EventShaper(request)
         data = {"next": paginator.get_next_link(), "results": [shape(row) for row in rows]}
         return json_response(request, data) or Response(plain(data))
@@ -195,8 +195,8 @@ class EventViewSet(ServiceViewSet):
         rows = [] if as_of else fetch_rows(request, "e.id = %s", [kwargs["pk"]])
         if not rows:
             return super().retrieve(request, *args, **kwargs)  # as_of, 404 and 410
-        headers = {"ETag": revision_etag(rows[0][1])}
-        if etag_matches(request.headers.get("If-None-Match", ""), rows[0][1], weak=True):
+        headers = {"ETag": revision_etag(rows[0].revision)}
+        if etag_matches(request.headers.get("If-None-Match", ""), rows[0].revision, weak=True):
             return Response(status=status.HTTP_304_NOT_MODIFIED, headers=headers)
         data = EventShaper(request)(rows[0])
         return json_response(request, data, headers=headers) or Response(

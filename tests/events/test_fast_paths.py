@@ -1,5 +1,7 @@
 """The hot read paths of events (list, detail, export) against the definition
-of the representation, EventSerializer, on the seed and on synthetic data."""
+of the representation, EventSerializer, on the seed and on synthetic data; and
+the event's read columns (EVENT_COLUMNS), which both paths read by name,
+against the serializer's fields."""
 
 import csv
 import io
@@ -11,8 +13,11 @@ from django.db import connection
 from django.test import RequestFactory
 from django.test.utils import CaptureQueriesContext
 
+from events.export import COLUMN_NAMES as EXPORT_COLUMNS
 from events.models import Event
+from events.representations import EVENT_COLUMNS
 from events.serializers import EventSerializer
+from events.views import EventViewSet
 
 pytestmark = pytest.mark.django_db
 URL = "/api/v1/events/"
@@ -40,6 +45,29 @@ def serialized(events) -> dict[int, dict]:
         event.pk: json.loads(json.dumps(EventSerializer(event, context={"request": request}).data))
         for event in queryset
     }
+
+
+def api_value(event: dict, column: str):
+    """A read column's value in the API's representation of `event`: a field
+    of the same name, or a field of its place (`place_<field>`)."""
+    if column in event:
+        return event[column]
+    place_field = column.removeprefix("place_")
+    assert place_field != column, f"{column} is not in the API's representation"
+    return None if event["place"] is None else event["place"][place_field]
+
+
+def test_the_read_columns_are_what_the_serializer_shows_and_the_list_orders_by():
+    fields = EventSerializer().fields
+    stored = {f.name for f in Event._meta.get_fields()}
+    place_fields = fields["place"].fields
+    shown = {
+        *(name for name, field in fields.items() if name != "place" and field.source in stored),
+        *(f"place_{name}" for name, field in place_fields.items() if field.source != "*"),
+    }
+    ordering_keys = {f.lstrip("-") for keys in EventViewSet.orderings.values() for f in keys}
+    assert set(EVENT_COLUMNS) == shown | ordering_keys
+    assert ordering_keys - shown == {"date_sort"}
 
 
 def test_list_pages_equal_the_serializer(api, dataset):
@@ -117,6 +145,27 @@ def test_jsonl_export_matches_the_api(api, dataset):
     assert [p["actor"] for p in rows[0]["participants"]] == [
         p["actor"]["id"] for p in event["participants"]
     ]
+
+
+def test_every_exported_column_is_the_apis_value(api, dataset):
+    listed = api.get(URL, {"page_size": 500, "ordering": "id"}).json()
+    assert listed["next"] is None
+    events = {event["id"]: event for event in listed["results"]}
+    rows = read_jsonl(api.get(EXPORT, {"format": "jsonl"}))
+    assert [row["id"] for row in rows] == list(events) and len(rows) == 134
+    header = next(csv.reader(io.StringIO(b"".join(api.get(EXPORT).streaming_content).decode())))
+    assert header == EXPORT_COLUMNS
+    for row in rows:
+        assert list(row) == EXPORT_COLUMNS
+        event = events[row["id"]]
+        for column in EXPORT_COLUMNS:
+            if column == "participants":  # flat: the actor's id and name
+                assert row[column] == [
+                    {"actor": p["actor"]["id"], "name": p["actor"]["name"], "role": p["role"]}
+                    for p in event["participants"]
+                ]
+            else:
+                assert row[column] == api_value(event, column), column
 
 
 def test_export_takes_the_list_filters(api, seeded):
