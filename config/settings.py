@@ -6,12 +6,13 @@ variables, never by a second settings file.
 
 import os
 import re
-import warnings
 from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+
+from ledger.postgresql.embedded import embedded_database
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -48,36 +49,6 @@ def env_list(name: str, default: list[str]) -> list[str]:
     if raw is None:
         return default
     return [item.strip() for item in raw.split(",") if item.strip()]
-
-
-def embedded_database(data_dir: Path, name: str) -> dict:
-    """Start (or reuse) the embedded PostgreSQL in `data_dir` and return Django's
-    connection settings for database `name`, creating that database if needed.
-
-    The server outlives this process only while other processes use it; its data
-    stays in `data_dir` across restarts.
-    """
-    import psycopg
-
-    with warnings.catch_warnings():
-        # platformdirs warns when XDG_RUNTIME_DIR is unset, as in CI and containers.
-        warnings.simplefilter("ignore")
-        import pgserver
-
-    data_dir.mkdir(parents=True, exist_ok=True)
-    server = pgserver.get_server(data_dir, cleanup_mode="stop")
-    with psycopg.connect(server.get_uri(), autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
-        if not exists:
-            conn.execute(f'CREATE DATABASE "{name}"')
-    return {
-        "ENGINE": "django.db.backends.postgresql",
-        "NAME": name,
-        "USER": "postgres",
-        "PASSWORD": "",
-        "HOST": str(data_dir),
-        "PORT": "",
-    }
 
 
 DEBUG = env_bool("DEBUG", False)
@@ -270,15 +241,7 @@ AXES_RESET_ON_SUCCESS = True
 # extended, and the attempt's record (which appends each try) stays small.
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 AXES_HTTP_RESPONSE_CODE = 429
-AXES_CLIENT_IP_CALLABLE = "config.settings.client_address"
-
-
-def client_address(request) -> str | None:
-    """The client's address as DRF's throttles identify it: REMOTE_ADDR, or with
-    NUM_PROXIES trusted proxies in front, the address the outermost of them saw."""
-    from rest_framework.throttling import BaseThrottle
-
-    return BaseThrottle().get_ident(request)
+AXES_CLIENT_IP_CALLABLE = "ledger.api.throttling.client_address"
 
 
 AUTH_PASSWORD_VALIDATORS = [

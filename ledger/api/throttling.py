@@ -5,14 +5,21 @@ import logging
 
 from django.conf import settings
 from rest_framework.settings import api_settings
-from rest_framework.throttling import AnonRateThrottle, SimpleRateThrottle, UserRateThrottle
+from rest_framework.throttling import (
+    AnonRateThrottle,
+    BaseThrottle,
+    SimpleRateThrottle,
+    UserRateThrottle,
+)
 
 logger = logging.getLogger(__name__)
 
 
-class FailOpenThrottleMixin:
+class FailOpenThrottleMixin(SimpleRateThrottle):
     """Rates read at request time (so a changed setting takes effect), and a cache
     outage lets requests through rather than failing them all."""
+
+    scope: str  # each throttle names its rate
 
     def get_rate(self):
         return api_settings.DEFAULT_THROTTLE_RATES[self.scope]
@@ -68,3 +75,9 @@ class SearchThrottle(FailOpenThrottleMixin, SimpleRateThrottle):
         else:
             ident = self.get_ident(request)
         return self.cache_format % {"scope": self.scope, "ident": ident}
+
+
+def client_address(request) -> str | None:
+    """The client's address as DRF's throttles identify it: REMOTE_ADDR, or with
+    NUM_PROXIES trusted proxies in front, the address the outermost of them saw."""
+    return BaseThrottle().get_ident(request)
