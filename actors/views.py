@@ -18,7 +18,7 @@ from actors.services import (
     affiliation_delete,
     affiliation_update,
 )
-from ledger.api.viewsets import ID_ORDERINGS, NAME_ORDERINGS, ServiceViewSet, crud_docs
+from ledger.api.viewsets import ID_ORDERINGS, NAME_ORDERINGS, RevisionedViewSet, crud_docs
 
 
 @extend_schema_view(
@@ -32,7 +32,7 @@ from ledger.api.viewsets import ID_ORDERINGS, NAME_ORDERINGS, ServiceViewSet, cr
         ActorWriteSerializer,
     )
 )
-class ActorViewSet(ServiceViewSet):
+class ActorViewSet(RevisionedViewSet):
     queryset = ActorSerializer.eager(Actor.objects.all())
     serializer_class = ActorSerializer
     write_serializer_class = ActorWriteSerializer
@@ -70,7 +70,7 @@ class ActorViewSet(ServiceViewSet):
         AffiliationWriteSerializer,
     )
 )
-class AffiliationViewSet(ServiceViewSet):
+class AffiliationViewSet(RevisionedViewSet):
     queryset = AffiliationSerializer.eager(Affiliation.objects.all())
     serializer_class = AffiliationSerializer
     write_serializer_class = AffiliationWriteSerializer

@@ -60,16 +60,15 @@ from events.services import (
     statement_delete,
     statement_update,
 )
+from ledger.api.conditional import etag_matches, revision_etag
 from ledger.api.errors import InvalidQuery, ServiceUnavailable
 from ledger.api.filters import FilterBackend, StrictQueryMixin
 from ledger.api.throttling import SearchThrottle
 from ledger.api.viewsets import (
     DATE_ORDERINGS,
     NAME_ORDERINGS,
-    ServiceViewSet,
+    RevisionedViewSet,
     crud_docs,
-    etag_matches,
-    revision_etag,
 )
 
 # The views that search (`q`): counted by the search throttle besides the others.
@@ -118,7 +117,7 @@ def search_time_limit(searching: bool):
         PlaceWriteSerializer,
     )
 )
-class PlaceViewSet(ServiceViewSet):
+class PlaceViewSet(RevisionedViewSet):
     queryset = Place.objects.all()
     serializer_class = PlaceSerializer
     write_serializer_class = PlaceWriteSerializer
@@ -147,7 +146,7 @@ class PlaceViewSet(ServiceViewSet):
         EventWriteSerializer,
     )
 )
-class EventViewSet(ServiceViewSet):
+class EventViewSet(RevisionedViewSet):
     queryset = EventSerializer.eager(Event.objects.all())
     serializer_class = EventSerializer
     write_serializer_class = EventWriteSerializer
@@ -242,7 +241,7 @@ class EventViewSet(ServiceViewSet):
         StatementWriteSerializer,
     )
 )
-class StatementViewSet(ServiceViewSet):
+class StatementViewSet(RevisionedViewSet):
     queryset = StatementSerializer.eager(Statement.objects.all())
     serializer_class = StatementSerializer
     write_serializer_class = StatementWriteSerializer

@@ -6,7 +6,7 @@ from drf_spectacular.utils import (
 
 from ledger.api.viewsets import (
     ID_ORDERINGS,
-    ServiceViewSet,
+    RevisionedViewSet,
     crud_docs,
 )
 from sources.filters import SourceFilterSet
@@ -26,7 +26,7 @@ from sources.services import source_create, source_update
         delete=False,
     )
 )
-class SourceViewSet(ServiceViewSet):
+class SourceViewSet(RevisionedViewSet):
     queryset = Source.objects.all()
     serializer_class = SourceSerializer
     write_serializer_class = SourceWriteSerializer

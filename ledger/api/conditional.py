@@ -42,3 +42,18 @@ def check_if_match(header: str) -> None:
         else:
             continue
         raise InvalidHeader({"If-Match": [ErrorDetail(problem, code="invalid_etag")]})
+
+
+def revision_etag(revision: int) -> str:
+    return f'"{revision}"'
+
+
+def etag_matches(header: str, revision: int, *, weak: bool) -> bool:
+    """Does an If-Match (strong comparison) or If-None-Match (weak) header name
+    this revision?"""
+    if header.strip() == "*":
+        return True
+    for is_weak, tag in ENTITY_TAG.findall(header):
+        if tag == str(revision) and (weak or not is_weak):
+            return True
+    return False

@@ -17,7 +17,7 @@ from rest_framework.response import Response
 from rest_framework.utils.urls import replace_query_param
 
 from ledger.api import idempotency
-from ledger.api.conditional import ENTITY_TAG, check_if_match
+from ledger.api.conditional import check_if_match, etag_matches, revision_etag
 from ledger.api.errors import Gone, InvalidQuery, PreconditionFailed, PreconditionRequired
 from ledger.api.filters import StrictQueryMixin
 from ledger.api.inputs import date_from_iso, page_size_from
@@ -31,6 +31,7 @@ from ledger.history import (
     revisions,
     with_representations,
 )
+from ledger.models import Revisioned
 
 DATE_ORDERINGS = {
     "date": ("date_sort", "id"),
@@ -172,22 +173,7 @@ def singular_article(noun: str) -> str:
     return f"an {noun}" if noun[0] in "aeiou" else f"a {noun}"
 
 
-def revision_etag(revision: int) -> str:
-    return f'"{revision}"'
-
-
-def etag_matches(header: str, revision: int, *, weak: bool) -> bool:
-    """Does an If-Match (strong comparison) or If-None-Match (weak) header name
-    this revision?"""
-    if header.strip() == "*":
-        return True
-    for is_weak, tag in ENTITY_TAG.findall(header):
-        if tag == str(revision) and (weak or not is_weak):
-            return True
-    return False
-
-
-class ServiceViewSet(StrictQueryMixin, viewsets.ModelViewSet):
+class RevisionedViewSet(StrictQueryMixin, viewsets.ModelViewSet):
     """A model viewset whose writes go through service functions, with
     revisions: reads carry an `ETag` (the revision) and honour `If-None-Match`;
     writes require `If-Match`, checked and applied under a row lock in one
@@ -200,6 +186,9 @@ class ServiceViewSet(StrictQueryMixin, viewsets.ModelViewSet):
     representation, re-read with the view's eager loading.
     """
 
+    # Set by each subclass.
+    queryset: models.QuerySet[Revisioned]
+    serializer_class: type[serializers.BaseSerializer]
     write_serializer_class = None
     http_method_names = ["get", "post", "put", "patch", "delete", "head", "options"]
     query_parameters = {"retrieve": ("as_of",), "history": ("cursor", "page_size")}
@@ -215,7 +204,7 @@ class ServiceViewSet(StrictQueryMixin, viewsets.ModelViewSet):
         if self.action in ("update", "partial_update", "destroy"):
             # The record is only checked for existence here and locked and read
             # again for the write: no related rows to load.
-            queryset = queryset.model.objects.all()
+            queryset = queryset.model._default_manager.all()
         return queryset
 
     def get_object(self):
@@ -328,10 +317,10 @@ class ServiceViewSet(StrictQueryMixin, viewsets.ModelViewSet):
         check_if_match(header)
         return header
 
-    def lock_revision(self, instance: models.Model, if_match: str) -> models.Model:
+    def lock_revision(self, instance: Revisioned, if_match: str) -> Revisioned:
         """Lock the row and check the client's revision: the check and the write
         that follows are one atomic step."""
-        locked = type(instance).objects.select_for_update().get(pk=instance.pk)
+        locked = type(instance)._default_manager.select_for_update().get(pk=instance.pk)
         if not etag_matches(if_match, locked.revision, weak=False):
             raise PreconditionFailed(locked.revision)
         return locked
