@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha256sum requirements.lock | cut -c1-12)
 
-.PHONY: install install-browser run test load fuzz abuse lint format migrate seed superuser schema sdk lock clean bench
+.PHONY: install install-browser typecheck run test load fuzz abuse lint format migrate seed superuser schema sdk lock clean bench
 
 $(STAMP): requirements.lock
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed; found " + sys.version.split()[0])'
@@ -49,12 +49,20 @@ superuser: install
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py createsuperuser
 
+# mypy with django-stubs ([tool.mypy] in pyproject.toml says what it checks). Its Django
+# plugin imports the settings; a DATABASE_URL (never connected to) keeps them from
+# starting the embedded PostgreSQL.
+typecheck: export SECRET_KEY ?= typecheck-only-key
+typecheck: install
+	DATABASE_URL=postgres://typecheck@127.0.0.1:1/unused $(BIN)/mypy
+
 test: export SECRET_KEY ?= insecure-test-only-key
 test: install $(NODE_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python manage.py check
 	$(BIN)/python manage.py makemigrations --check --dry-run
+	$(MAKE) --no-print-directory typecheck
 	$(BIN)/pytest
 
 # Regenerate the committed OpenAPI document after changing the API.
@@ -102,7 +110,7 @@ lock: install
 	$(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --extra dev --strip-extras -o requirements.lock pyproject.toml
 
 clean:
-	rm -rf $(VENV) node_modules sdk .pytest_cache .ruff_cache staticfiles
+	rm -rf $(VENV) node_modules sdk .pytest_cache .ruff_cache .mypy_cache staticfiles
 
 # Benchmark on its own database (.data/bench-postgres) with EVENTS synthetic events,
 # DURATION seconds of wrk per scenario; prints a table, writes bench/results/latest.json.

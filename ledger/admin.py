@@ -6,6 +6,7 @@ from django import forms
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.template.response import TemplateResponse
+from rest_framework.serializers import BaseSerializer
 
 from ledger.history import has_history, with_representations
 
@@ -40,7 +41,7 @@ class LedgerAdminForm(forms.ModelForm):
             .values_list("revision", flat=True)
             .first()
         )
-        based_on = cleaned.get("based_on_revision")
+        based_on = self.cleaned_data.get("based_on_revision")
         if current is not None and based_on is not None and current != based_on:
             raise ValidationError(
                 f"Someone else changed this record after you opened it: it is now at "
@@ -57,7 +58,8 @@ class LedgerModelAdmin(admin.ModelAdmin):
     who, when, through what, why, and what changed."""
 
     form = LedgerAdminForm
-    history_serializer = None  # the API representation revisions are compared by
+    # The API representation revisions are compared by; each subclass sets it.
+    history_serializer: type[BaseSerializer]
 
     def save_model(self, request, obj, form, change):
         reason = form.cleaned_data.get("change_reason")
@@ -68,7 +70,10 @@ class LedgerModelAdmin(admin.ModelAdmin):
     def history_view(self, request, object_id, extra_context=None):
         obj = self.get_object(request, object_id)
         if obj is None and not (object_id.isdigit() and has_history(self.model, object_id)):
-            return self._get_obj_does_not_exist_redirect(request, self.model._meta, object_id)
+            # Django's own "no such object" answer of the admin; private, so not in django-stubs.
+            return self._get_obj_does_not_exist_redirect(  # type: ignore[attr-defined]
+                request, self.model._meta, object_id
+            )
         if not self.has_view_or_change_permission(request, obj):
             raise PermissionDenied
 

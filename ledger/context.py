@@ -20,6 +20,14 @@ SAFE_METHODS = ("GET", "HEAD", "OPTIONS", "TRACE")
 # Context --------------------------------------------------------------------
 
 
+class TracedRequest(HttpRequest):
+    """A request as RequestContextMiddleware leaves it (for type checkers: the
+    object stays Django's own request)."""
+
+    request_id: str
+    client_request_id: str | None
+
+
 class RequestContextMiddleware:
     """Gives every request an id of the server's own (answered in
     `X-Request-ID`) and records, for every write it makes, the channel (api,
@@ -31,7 +39,7 @@ class RequestContextMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
         self.get_response = get_response
 
-    def __call__(self, request: HttpRequest) -> HttpResponse:
+    def __call__(self, request: TracedRequest) -> HttpResponse:
         given = request.headers.get("X-Request-ID", "")
         request.request_id = uuid.uuid4().hex
         request.client_request_id = given if REQUEST_ID_RE.match(given) else None
@@ -44,7 +52,7 @@ class RequestContextMiddleware:
         return response
 
 
-def request_metadata(request: HttpRequest) -> dict[str, Any]:
+def request_metadata(request: TracedRequest) -> dict[str, Any]:
     path = request.path
     via = "api" if path.startswith("/api/") else "admin" if path.startswith("/admin/") else "web"
     metadata: dict[str, Any] = {"via": via, "request_id": request.request_id, "url": path}

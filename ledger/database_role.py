@@ -44,7 +44,7 @@ def grant_statements(role: str) -> list[sql.Composable]:
     """What the role may do on the tables of this database, now and (default
     privileges of the user who migrates) on those later migrations create."""
     name = sql.Identifier(role)
-    statements = [
+    statements: list[sql.Composable] = [
         sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(name),
         sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {}").format(
             name

@@ -6,7 +6,7 @@ import hashlib
 import hmac
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar, cast
 
 from django.conf import settings
 from django.db import models
@@ -29,8 +29,14 @@ class Revision:
     changes: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-def snapshot_model(model: type[models.Model]) -> type[models.Model]:
-    return model._meta.get_field("snapshots").related_model
+# The model of a record being rebuilt, and of one of its rows.
+M = TypeVar("M", bound=models.Model)
+R = TypeVar("R", bound=models.Model)
+
+
+def snapshot_model(model: type[models.Model]) -> type[Any]:
+    # pghistory makes the snapshot models at run time: no static types to check.
+    return cast(type[Any], model._meta.get_field("snapshots").related_model)
 
 
 def has_history(model: type[models.Model], pk: Any) -> bool:
@@ -67,18 +73,18 @@ def revisions(model: type[models.Model], pk: Any) -> list[Revision]:
     return result
 
 
-class Reconstruction:
+class Reconstruction(Generic[M]):
     """Builds instances of a resource as they were at a point in time, with
     their child rows in the serializer's prefetch caches, so the API
     serializers render them without touching the database."""
 
-    def __init__(self, model: type[models.Model], pk: Any):
+    def __init__(self, model: type[M], pk: Any):
         self.model = model
         self.pk = pk
         self._children: dict[str, list] = {}
         self._refs: dict[type[models.Model], dict[Any, models.Model]] = {}
 
-    def at(self, snapshot) -> models.Model:
+    def at(self, snapshot) -> M:
         instance = self._instance(self.model, snapshot)
         cutoff = snapshot.pgh_created_at
         cache = {}
@@ -93,7 +99,8 @@ class Reconstruction:
             else:
                 self._attach_refs(child.model, rows)
                 cache[child.name] = rows
-        instance._prefetched_objects_cache = cache
+        # Django's prefetch cache, where the read serializers find the child rows.
+        instance._prefetched_objects_cache = cache  # type: ignore[attr-defined]
         self._attach_refs(self.model, [instance])
         return instance
 
@@ -109,7 +116,7 @@ class Reconstruction:
         return [row for row in latest.values() if row.pgh_label != "delete"]
 
     @staticmethod
-    def _instance(model: type[models.Model], snapshot) -> models.Model:
+    def _instance(model: type[R], snapshot) -> R:
         values = {}
         for model_field in model._meta.concrete_fields:
             if hasattr(snapshot, model_field.attname):

@@ -45,10 +45,8 @@ def format_date(day: datetime.date, precision: str) -> str:
 
 def format_interval(start: datetime.date | None, end: datetime.date | None, precision: str) -> str:
     """Render a dated interval at its precision: "2023", "Sep 2023", "before 9 Nov 2023"."""
-    if start is None and end is None:
-        return "date unknown"
     if start is None:
-        return f"before {format_date(end, precision)}"
+        return "date unknown" if end is None else f"before {format_date(end, precision)}"
     if end is None:
         word = "after" if precision == DatePrecision.UNKNOWN else "since"
         return f"{word} {format_date(start, precision)}"
@@ -74,6 +72,9 @@ class Revisioned(models.Model):
     # The transaction that set `revision`: a second change in the same
     # transaction keeps the number. Internal; never shown.
     revised_tx = models.BigIntegerField(default=0, editable=False)
+    # What the change being validated touched (set by `ledger.services.apply_fields`
+    # for its `full_clean`); None means anything may have changed. Not a column.
+    changed_fields: set[str] | None = None
 
     class Meta:
         abstract = True
@@ -113,7 +114,11 @@ class Revisioned(models.Model):
             try:
                 constraint.validate(model, self, exclude=exclude, using=using)
             except ValidationError as error:
-                if getattr(error, "code", None) == "unique" and len(constraint.fields) == 1:
+                if (
+                    getattr(error, "code", None) == "unique"
+                    and isinstance(constraint, models.UniqueConstraint)
+                    and len(constraint.fields) == 1
+                ):
                     errors.setdefault(constraint.fields[0], []).append(error)
                 else:
                     errors = error.update_error_dict(errors)
@@ -125,7 +130,7 @@ class Revisioned(models.Model):
         constraint (the database enforces them), so when `changed_fields` names
         what a change touched, only constraints over those fields (or over
         generated fields) are checked; otherwise all are."""
-        changed = getattr(self, "changed_fields", None)
+        changed = self.changed_fields
         if changed is None or not isinstance(constraint.condition, Q):
             return True
         generated = {f.name for f in self._meta.concrete_fields if f.generated}
@@ -136,11 +141,12 @@ class Revisioned(models.Model):
         A constraint over an excluded field is skipped, as Django skips it."""
         if not checks:
             return []
-        against = self._get_field_expression_map(meta=self._meta, exclude=exclude)
+        # Django's own helper for validating constraints; private, so not in django-stubs.
+        against = self._get_field_expression_map(meta=self._meta, exclude=exclude)  # type: ignore[attr-defined]
         query = Query(None)
         for name, value in against.items():
             query.add_annotation(value, name, select=False)
-        evaluated = []
+        evaluated: list[models.CheckConstraint] = []
         for constraint in checks:
             try:
                 holds = ExpressionWrapper(Q(constraint.condition), output_field=BOOLEAN)

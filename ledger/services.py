@@ -1,13 +1,13 @@
 """Helpers every resource's services share."""
 
-from django.db import models
+from ledger.models import Revisioned
 
 
 class ConflictError(Exception):
     """The change would contradict stored data (the API answers 409)."""
 
 
-def apply_fields(instance: models.Model, fields: dict) -> bool:
+def apply_fields(instance: Revisioned, fields: dict) -> bool:
     """Set `fields` on `instance`, validate it whole, and save it. A stored
     record whose values already are `fields` is left alone: a write that
     changes nothing records nothing. Returns whether it saved."""

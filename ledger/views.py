@@ -1,5 +1,7 @@
 """Views every deployment has: health checks and the change feed."""
 
+from typing import cast
+
 from django.db import connection, models
 from django.db.models.expressions import RawSQL
 from django.http import HttpRequest, JsonResponse
@@ -100,7 +102,8 @@ class ChangeFeedView(StrictQueryMixin, APIView):
         more = len(rows) > size
         rows = rows[:size]
         cursor = (
-            encode_feed_cursor(rows[-1].commit_seq, rows[-1].pk)
+            # Every change listed has its commit_seq (the filter above).
+            encode_feed_cursor(cast(int, rows[-1].commit_seq), rows[-1].pk)
             if rows
             else (request.query_params.get("after") or encode_feed_cursor(0, 0))
         )
@@ -143,9 +146,9 @@ class ChangeFeedView(StrictQueryMixin, APIView):
                 registry.get(resource).serializer,
             )
             queryset = (
-                serializer_class.eager(model.objects.filter(pk__in=ids))
+                serializer_class.eager(model._default_manager.filter(pk__in=ids))
                 if hasattr(serializer_class, "eager")
-                else model.objects.filter(pk__in=ids)
+                else model._default_manager.filter(pk__in=ids)
             )
             for instance in queryset:
                 found[(resource, instance.pk)] = serializer_class(instance, context=context).data

@@ -132,14 +132,13 @@ def _error_items(detail: Any, path: str = "") -> list[tuple[str, str, str]]:
 
 
 def _validation_problem(exc: exceptions.ValidationError, request) -> HttpResponse:
-    by_name = isinstance(exc, InvalidQuery)
     errors = []
     for path, message, code in _error_items(exc.detail):
-        if by_name:
+        if isinstance(exc, InvalidQuery):
             errors.append({exc.key: path.lstrip("/"), "detail": message, "code": code})
         else:
             errors.append({"pointer": path, "detail": message, "code": code})
-    what = exc.where if by_name else "request body"
+    what = exc.where if isinstance(exc, InvalidQuery) else "request body"
     return problem_response(
         400,
         "Invalid request",
@@ -165,8 +164,9 @@ def problem_exception_handler(exc: Exception, context: dict) -> HttpResponse | N
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied(*exc.args)
     elif isinstance(exc, DjangoValidationError):
-        detail = exc.message_dict if hasattr(exc, "error_dict") else exc.messages
-        exc = exceptions.ValidationError(detail)
+        exc = exceptions.ValidationError(
+            exc.message_dict if hasattr(exc, "error_dict") else exc.messages
+        )
     elif isinstance(exc, ConflictError):
         exc = Conflict(str(exc))
     elif isinstance(exc, ProtectedError):
@@ -197,8 +197,10 @@ def problem_exception_handler(exc: Exception, context: dict) -> HttpResponse | N
     }
     code = exc.get_codes() if isinstance(exc, exceptions.APIException) else "error"
     extra = dict(getattr(exc, "extra", {}))
-    if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
-        extra["retry_after"] = int(exc.wait)
+    # Throttled.wait: set by DRF, missing from its stubs.
+    wait = exc.wait if isinstance(exc, exceptions.Throttled) else None  # type: ignore[attr-defined]
+    if wait is not None:
+        extra["retry_after"] = int(wait)
     return problem_response(
         response.status_code,
         _title(response.status_code),

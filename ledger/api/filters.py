@@ -5,6 +5,7 @@ import copy
 import datetime
 import difflib
 import re
+from typing import cast
 
 import django_filters as filters
 from django import forms
@@ -16,6 +17,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework.exceptions import ErrorDetail
 from rest_framework.settings import api_settings
+from rest_framework.views import APIView
 
 from ledger.api.errors import InvalidQuery
 from ledger.api.inputs import ID_TEXT, MAX_ID, date_from_iso
@@ -56,7 +58,7 @@ class FilterBackend(DjangoFilterBackend):
         return filterset.qs
 
 
-class StrictQueryMixin:
+class StrictQueryMixin(APIView):
     """For API views: a query parameter the view does not take is refused (400,
     naming it and the accepted ones) rather than ignored, and so is a repeated
     parameter that takes one value. A misspelt filter must not answer every
@@ -161,7 +163,7 @@ class FilterSet(filters.FilterSet):
         cls = type(self)
         if "_form_class" not in cls.__dict__:
             fields = {name: filter_.field for name, filter_ in cls.base_filters.items()}
-            form = type(f"{cls.__name__}Form", (self._meta.form,), fields)
+            form = cast(type[forms.Form], type(f"{cls.__name__}Form", (self._meta.form,), fields))
             form.base_fields = _ShallowFields(form.base_fields)
             cls._form_class = form
         return cls._form_class
@@ -219,7 +221,8 @@ class AnyOfFilter(filters.MultipleChoiceFilter):
 class IdsField(forms.MultipleChoiceField):
     """Record ids, one per repetition of the parameter."""
 
-    def to_python(self, value) -> list[int]:
+    # Ids, cleaned to whole numbers: not the strings of its base class.
+    def to_python(self, value) -> list[int]:  # type: ignore[override]
         ids = []
         for item in value or ():
             if not isinstance(item, str) or not ID_TEXT.fullmatch(item) or int(item) > MAX_ID:

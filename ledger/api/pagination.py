@@ -7,7 +7,7 @@ import datetime
 import json
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from django.db import models
 from django.db.models.expressions import RawSQL
@@ -124,7 +124,8 @@ class KeysetPagination(BasePagination):
         table = model._meta.db_table
         columns, params = [], []
         for name, raw in zip(fields, position, strict=True):
-            field = model._meta.get_field(name.lstrip("-"))
+            # A cursor orders by the model's own columns.
+            field = cast(models.Field, model._meta.get_field(name.lstrip("-")))
             value = _cursor_position(getattr(field, "output_field", None) or field, raw)
             if value is None:
                 raise cls._invalid_cursor()

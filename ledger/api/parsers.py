@@ -6,7 +6,9 @@ from itertools import accumulate
 from typing import Any
 
 from rest_framework import exceptions
-from rest_framework.parsers import JSONParser, get_encoding
+
+# get_encoding is in DRF (3.15 on) but not in its stubs.
+from rest_framework.parsers import JSONParser, get_encoding  # type: ignore[attr-defined]
 from rest_framework.utils.json import strict_constant
 
 # Parsing --------------------------------------------------------------------

@@ -2,6 +2,7 @@
 dates, and the representations of history and the change feed."""
 
 from collections.abc import Mapping
+from typing import Any, cast
 
 from django.conf import settings
 from django.db import models
@@ -34,7 +35,7 @@ class IsoDateField(serializers.DateField):
         return super().to_internal_value(value)
 
 
-class StrictStringMixin:
+class StrictStringMixin(serializers.Field):
     """A JSON string, and only so: DRF would take the number 0 as "0" and
     `true` as an error only by luck, where the schema says string."""
 
@@ -90,7 +91,7 @@ class IdField(serializers.PrimaryKeyRelatedField):
 
     @classmethod
     def many_init(cls, *args, **kwargs):
-        list_kwargs = {"child_relation": cls(*args, **kwargs)}
+        list_kwargs: dict[str, Any] = {"child_relation": cls(*args, **kwargs)}
         for key in kwargs:
             if key in MANY_RELATION_KWARGS:
                 list_kwargs[key] = kwargs[key]
@@ -105,8 +106,11 @@ class IdField(serializers.PrimaryKeyRelatedField):
             self.fail("does_not_exist", pk_value=data)
         # Each record once per request: two thousand evidence items citing one
         # source read its text once, not two thousand times.
-        loaded = self.context.setdefault("_loaded_records", {})
-        key = (self.get_queryset().model, int(data))
+        # DRF's context is a dict; its stubs say Mapping.
+        loaded = self.context.setdefault("_loaded_records", {})  # type: ignore[attr-defined]
+        queryset = self.get_queryset()
+        assert queryset is not None  # a writable related field has one (DRF asserts it)
+        key = (queryset.model, int(data))
         if key not in loaded:
             loaded[key] = super().to_internal_value(data)
         return loaded[key]
@@ -122,7 +126,7 @@ class IdField(serializers.PrimaryKeyRelatedField):
 # and let one without a required field through. (A comment, not a docstring:
 # the OpenAPI document would take a docstring as the description of every
 # serializer without one of its own.)
-class StrictInputMixin:
+class StrictInputMixin(serializers.Serializer):
     serializer_field_mapping = {
         **{
             model_field: STRICT_STRING_FIELDS.get(field, field)
@@ -143,7 +147,7 @@ class StrictInputMixin:
                 for name in writable:
                     if self.fields[name].required and name not in data:
                         message = self.fields[name].error_messages["required"]
-                        errors[name] = [ErrorDetail(message, code="required")]
+                        errors[name] = [ErrorDetail(str(message), code="required")]
             limit = settings.API_MAX_LIST_ITEMS
             for key, value in data.items():
                 if isinstance(value, list) and len(value) > limit:
@@ -183,7 +187,7 @@ class StrictInputMixin:
         )
 
 
-class DatedInputMixin:
+class DatedInputMixin(serializers.Serializer):
     """Checks a dated interval before it reaches the database's constraints."""
 
     def validate(self, attrs):
@@ -255,14 +259,16 @@ class ChangeSerializer(serializers.Serializer):
     revision = serializers.IntegerField(help_text="The revision this change made.")
     changed_at = serializers.DateTimeField()
     url = serializers.URLField()
-    data = serializers.JSONField(
+    # DRF's metaclass takes declared fields off the class: `.data` stays the property.
+    data = serializers.JSONField(  # type: ignore[assignment]
         allow_null=True,
         help_text="The record's current representation, or null if it no longer exists.",
     )
 
     def get_fields(self):
         fields = super().get_fields()
-        fields["resource"].choices = registry.names()  # registered when the apps are ready
+        resource = cast(serializers.ChoiceField, fields["resource"])
+        resource.choices = registry.names()  # registered when the apps are ready
         return fields
 
 
