@@ -9,7 +9,6 @@ from actors.models import (
     IDENTIFIER_SCHEMES,
     Actor,
     ActorAlias,
-    ActorIdentifier,
     ActorKind,
     Affiliation,
     Sector,
@@ -61,14 +60,8 @@ class ActorFilterSet(FilterSet):
         return queryset.filter(Q(name__icontains=value) | Exists(aliases))
 
     def filter_identifier(self, queryset, name, value):
-        scheme, identifier = value
-        return queryset.filter(
-            Exists(
-                ActorIdentifier.objects.filter(
-                    actor=OuterRef("pk"), scheme=scheme, value=identifier
-                )
-            )
-        )
+        scheme, identifier = value  # in canonical case (IdentifierField)
+        return queryset.with_identifier(scheme, identifier)
 
 
 class AffiliationFilterSet(FilterSet):

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
 from django.db import models
-from django.db.models import F, Q
+from django.db.models import Exists, F, OuterRef, Q
 
 from ledger.models import (
     COUNTRY_CODE_RE,
@@ -136,7 +136,11 @@ class Sector(models.TextChoices):
 
 class ActorQuerySet(models.QuerySet):
     def with_identifier(self, scheme: str, value: str) -> "ActorQuerySet":
-        return self.filter(identifiers__scheme=scheme, identifiers__value=value)
+        """The actor identified by (`scheme`, `value`), both in canonical case
+        (`normalized_identifier`): at most one, an identifier being unique."""
+        return self.filter(
+            Exists(ActorIdentifier.objects.filter(actor=OuterRef("pk"), scheme=scheme, value=value))
+        )
 
 
 @track_history("ActorSnapshot")

@@ -12,7 +12,6 @@ from drf_spectacular.utils import extend_schema_field
 from events.models import (
     Event,
     EventContext,
-    EventParticipant,
     EventStatus,
     EventType,
     ParticipantRole,
@@ -174,27 +173,19 @@ class EventFilterSet(DateRangeFilterSet):
         model = Event
         fields = []
 
-    def _involving(self, queryset, actor_ids, roles=()):
-        participants = EventParticipant.objects.filter(event=OuterRef("pk"), actor_id__in=actor_ids)
-        if roles:
-            participants = participants.filter(role__in=roles)
-        return queryset.filter(Exists(participants))
-
     def filter_actor(self, queryset, name, value):
-        return self._involving(queryset, value, self.form.cleaned_data.get("role"))
+        return queryset.involving(value, roles=self.form.cleaned_data.get("role") or ())
 
     def filter_initiator(self, queryset, name, value):
-        return self._involving(queryset, value, [ParticipantRole.INITIATOR])
+        return queryset.involving(value, roles=[ParticipantRole.INITIATOR])
 
     def filter_target(self, queryset, name, value):
-        return self._involving(queryset, value, [ParticipantRole.TARGET])
+        return queryset.involving(value, roles=[ParticipantRole.TARGET])
 
     def filter_role(self, queryset, name, value):
         if self.form.cleaned_data.get("actor"):
             return queryset  # applied together with `actor`
-        return queryset.filter(
-            Exists(EventParticipant.objects.filter(event=OuterRef("pk"), role__in=value))
-        )
+        return queryset.involving(roles=value)
 
     def filter_context(self, queryset, name, value):
         return queryset.filter(context__overlap=value)

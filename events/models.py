@@ -7,13 +7,14 @@ with every event (`vocabulary_version`).
 
 import datetime
 import functools
+from collections.abc import Iterable
 
 from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVector, SearchVectorField
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 
 from ledger.models import (
     COUNTRY_CODE_RE,
@@ -176,9 +177,19 @@ class ReviewStatus(models.TextChoices):
 
 
 class EventQuerySet(models.QuerySet):
-    def involving(self, actor) -> "EventQuerySet":
-        """Events in which `actor` takes part in any role."""
-        return self.filter(participants__actor=actor).distinct()
+    def involving(
+        self, actors: Iterable | None = None, *, roles: Iterable[str] = ()
+    ) -> "EventQuerySet":
+        """Events in which one of `actors` (actors or their ids; anyone when
+        None) takes part in one of `roles` (any role when empty). Each event
+        once: a semi-join, not a join."""
+        conditions = {}
+        if actors is not None:
+            conditions["actor__in"] = actors
+        if roles:
+            conditions["role__in"] = roles
+        participants = EventParticipant.objects.filter(event=OuterRef("pk"), **conditions)
+        return self.filter(Exists(participants))
 
 
 @track_history("EventSnapshot", exclude=DERIVED)

@@ -147,7 +147,16 @@ class TestEventConstraints:
         as_target = EventParticipantFactory(actor=actor, role="target").event
         as_mediator = EventParticipantFactory(actor=actor, role="mediator").event
         EventParticipantFactory()
-        assert set(Event.objects.involving(actor)) == {as_target, as_mediator}
+        assert set(Event.objects.involving([actor])) == {as_target, as_mediator}
+
+    def test_involving_narrows_to_roles_and_to_anyone_in_them(self):
+        actor = ActorFactory()
+        as_target = EventParticipantFactory(actor=actor, role="target").event
+        EventParticipantFactory(actor=actor, role="mediator")
+        other_target = EventParticipantFactory(role="target").event
+        assert list(Event.objects.involving([actor.pk], roles=["target"])) == [as_target]
+        assert set(Event.objects.involving(roles=["target"])) == {as_target, other_target}
+        assert not Event.objects.involving([]).exists()
 
     def test_quad_class_follows_from_the_type(self):
         assert Event(type="ASSAULT").quad_class == "material_conflict"
