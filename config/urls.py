@@ -1,6 +1,9 @@
+import re
+
 from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path, re_path
+from django.views.generic import RedirectView
 from drf_spectacular.views import (
     SpectacularAPIView,
     SpectacularRedocView,
@@ -30,6 +33,11 @@ api_v1 = [
 ]
 
 urlpatterns = [
+    # Sources and evidence were in the events app until they got their own.
+    re_path(
+        rf"^{re.escape(settings.ADMIN_URL)}events/(?P<page>(?:source|evidence)/.*)$",
+        RedirectView.as_view(url=f"/{settings.ADMIN_URL}sources/%(page)s", query_string=True),
+    ),
     path(settings.ADMIN_URL, admin.site.urls),
     path("api-auth/", include("rest_framework.urls")),
     path("api/v1/", include(api_v1)),

@@ -255,3 +255,14 @@ class TestSourceText:
         assert response.status_code == 200
         assert f"This text is already stored as source {source.pk}." in response.content.decode()
         assert Source.objects.count() == 1
+
+
+def test_the_sources_old_admin_urls_lead_to_their_new_home(admin_client, seeded):
+    source = Source.objects.get()
+    response = admin_client.get(f"/admin/events/source/{source.pk}/change/?_changelist_filters=x")
+    assert response.status_code == 302
+    assert (
+        response["Location"] == f"/admin/sources/source/{source.pk}/change/?_changelist_filters=x"
+    )
+    assert admin_client.get(response["Location"]).status_code == 200
+    assert admin_client.get("/admin/events/event/").status_code == 200  # events stay
