@@ -7,8 +7,9 @@ from collections.abc import Iterable, Sequence
 from decimal import Decimal
 
 from django.core.exceptions import ValidationError
-from django.db import models, transaction
+from django.db import transaction
 
+from actors.models import Actor
 from events.models import (
     Event,
     EventParticipant,
@@ -61,7 +62,7 @@ def event_create(
     *,
     type: str,
     title: str,
-    participants: Iterable[tuple[models.Model, str]],
+    participants: Iterable[tuple[Actor, str]],
     evidence: Sequence[Span],
     date_start: datetime.date | None = None,
     date_end: datetime.date | None = None,
@@ -100,7 +101,7 @@ def event_create(
 @transaction.atomic
 def statement_create(
     *,
-    speaker: models.Model,
+    speaker: Actor,
     kind: str,
     content: str,
     evidence: Sequence[Span],
@@ -109,8 +110,8 @@ def statement_create(
     date_start: datetime.date | None = None,
     date_end: datetime.date | None = None,
     date_precision: str = DatePrecision.DAY,
-    targets: Iterable[models.Model] = (),
-    about_actors: Iterable[models.Model] = (),
+    targets: Iterable[Actor] = (),
+    about_actors: Iterable[Actor] = (),
     about_events: Iterable[Event] = (),
     review_status: str = ReviewStatus.DRAFT,
 ) -> Statement:
@@ -150,7 +151,7 @@ def place_delete(*, place: Place) -> None:
     place.delete()
 
 
-def _replace_participants(event: Event, participants: Iterable[tuple[models.Model, str]]) -> None:
+def _replace_participants(event: Event, participants: Iterable[tuple[Actor, str]]) -> None:
     """Make `participants` the event's, in that order; the same list again
     changes nothing."""
     participants = list(participants)
@@ -169,7 +170,7 @@ def event_update(
     *,
     event: Event,
     fields: dict,
-    participants: Iterable[tuple[models.Model, str]] | None = None,
+    participants: Iterable[tuple[Actor, str]] | None = None,
     evidence: Sequence[Span] | None = None,
 ) -> Event:
     """Change an event's fields; participants and evidence, when given, replace
@@ -190,9 +191,7 @@ def event_delete(*, event: Event) -> None:
     event.delete()
 
 
-def _replace_statement_actors(
-    statement: Statement, role: str, actors: Iterable[models.Model]
-) -> None:
+def _replace_statement_actors(statement: Statement, role: str, actors: Iterable[Actor]) -> None:
     """Make `actors` the statement's actors in `role`, in that order; the same
     list again changes nothing."""
     actors = list(actors)
@@ -210,8 +209,8 @@ def statement_update(
     *,
     statement: Statement,
     fields: dict,
-    targets: Iterable[models.Model] | None = None,
-    about_actors: Iterable[models.Model] | None = None,
+    targets: Iterable[Actor] | None = None,
+    about_actors: Iterable[Actor] | None = None,
     about_events: Iterable[Event] | None = None,
     evidence: Sequence[Span] | None = None,
 ) -> Statement:

@@ -4,6 +4,7 @@ attached to the record they support."""
 import datetime
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
@@ -65,7 +66,7 @@ def evidence_attach(*, record: models.Model, spans: Sequence[Span]) -> list[Evid
     """Cite `spans` as the evidence of `record` (an event, statement or affiliation)."""
     if not spans:
         raise ValidationError("At least one evidence span is required.")
-    owner_field = record._meta.model_name  # event, statement or affiliation
+    owner_field = cast(str, record._meta.model_name)  # event, statement or affiliation
     rows = []
     for span in spans:
         row = Evidence(
@@ -114,12 +115,14 @@ def evidence_replace(*, record: models.Model, spans: Sequence[Span]) -> list[Evi
     change nothing."""
     if not spans:
         raise ValidationError("At least one evidence span is required.")
-    current = list(record.evidence.all())
+    # Evidence's reverse accessor, declared by the foreign keys to the apps above this one.
+    cited = record.evidence  # type: ignore[attr-defined]
+    current = list(cited.all())
     if sorted((e.source_id, e.start, e.end) for e in current) == sorted(
         (span.source.pk, span.start, span.end) for span in spans
     ):
         return current
-    record.evidence.all().delete()
+    cited.all().delete()
     return evidence_attach(record=record, spans=spans)
 
 
