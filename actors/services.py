@@ -8,7 +8,7 @@ from django.db import transaction
 
 from actors.models import Actor, ActorAlias, ActorIdentifier, Affiliation
 from ledger.models import DatePrecision
-from ledger.services import apply_fields
+from ledger.services import model_update
 from sources.services import Span, evidence_attach, evidence_replace
 
 
@@ -95,7 +95,7 @@ def actor_update(
     identifiers: Mapping[str, str] | None = None,
 ) -> Actor:
     """Change an actor; aliases and identifiers, when given, replace the current ones."""
-    apply_fields(actor, fields)
+    model_update(instance=actor, fields=fields)
     if aliases is not None:
         _replace_aliases(actor, aliases)
     if identifiers is not None:
@@ -114,7 +114,7 @@ def actor_delete(*, actor: Actor) -> None:
 def affiliation_update(
     *, affiliation: Affiliation, fields: dict, evidence: Sequence[Span] | None = None
 ) -> Affiliation:
-    apply_fields(affiliation, fields)
+    model_update(instance=affiliation, fields=fields)
     if evidence is not None:
         evidence_replace(record=affiliation, spans=evidence)
     return affiliation

@@ -21,7 +21,7 @@ from events.models import (
     StatementActorRole,
 )
 from ledger.models import DatePrecision
-from ledger.services import apply_fields
+from ledger.services import model_update
 from sources.services import Span, evidence_attach, evidence_replace
 
 
@@ -141,7 +141,7 @@ def statement_create(
 
 @transaction.atomic
 def place_update(*, place: Place, fields: dict) -> Place:
-    apply_fields(place, fields)
+    model_update(instance=place, fields=fields)
     return place
 
 
@@ -177,7 +177,7 @@ def event_update(
     the current ones."""
     if "context" in fields:
         fields = {**fields, "context": list(fields["context"])}
-    apply_fields(event, fields)
+    model_update(instance=event, fields=fields)
     if participants is not None:
         _replace_participants(event, participants)
     if evidence is not None:
@@ -215,7 +215,7 @@ def statement_update(
     evidence: Sequence[Span] | None = None,
 ) -> Statement:
     """Change a statement; each list given replaces the current one."""
-    apply_fields(statement, fields)
+    model_update(instance=statement, fields=fields)
     if targets is not None:
         _replace_statement_actors(statement, StatementActorRole.TARGET, targets)
     if about_actors is not None:

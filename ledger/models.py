@@ -2,10 +2,11 @@
 precision, snapshots of every write, the change feed and idempotency keys."""
 
 import datetime
+from collections.abc import Collection, Iterable
 from contextlib import nullcontext
 
 import pghistory
-from django.core.exceptions import FieldError, ValidationError
+from django.core.exceptions import NON_FIELD_ERRORS, FieldError, ValidationError
 from django.core.validators import RegexValidator
 from django.db import DatabaseError, connections, models, router, transaction
 from django.db.models import ExpressionWrapper, F, Q
@@ -65,31 +66,63 @@ class Revisioned(models.Model):
     evidence, aliases, ...). Database triggers keep it, whatever path writes.
 
     Its check constraints are validated in one query (see
-    `validate_constraints`), not one savepoint and query each.
+    `validate_constraints`), not one savepoint and query each; for a change
+    of a stored record, only those the change can break (`full_clean(changed=...)`).
     """
 
     revision = models.PositiveIntegerField(default=1, editable=False)
     # The transaction that set `revision`: a second change in the same
     # transaction keeps the number. Internal; never shown.
     revised_tx = models.BigIntegerField(default=0, editable=False)
-    # What the change being validated touched (set by `ledger.services.apply_fields`
-    # for its `full_clean`); None means anything may have changed. Not a column.
-    changed_fields: set[str] | None = None
 
     class Meta:
         abstract = True
 
-    def validate_constraints(self, exclude=None):
+    def full_clean(
+        self,
+        exclude: Iterable[str] | None = None,
+        validate_unique: bool = True,
+        validate_constraints: bool = True,
+        *,
+        changed: Collection[str] | None = None,
+    ) -> None:
+        """Django's full_clean. `changed` names the fields a change of this
+        stored record sets (see `validate_constraints`); None: any may have."""
+        errors: dict = {}
+        try:
+            super().full_clean(exclude, validate_unique, validate_constraints=False)
+        except ValidationError as error:
+            errors = error.update_error_dict(errors)
+        if validate_constraints:
+            # As Django does: not over the fields that already failed.
+            failed = {name for name in errors if name != NON_FIELD_ERRORS}
+            try:
+                self.validate_constraints(exclude={*(exclude or ()), *failed}, changed=changed)
+            except ValidationError as error:
+                errors = error.update_error_dict(errors)
+        if errors:
+            raise ValidationError(errors)
+
+    def validate_constraints(
+        self, exclude: Collection[str] | None = None, *, changed: Collection[str] | None = None
+    ) -> None:
         """Django checks each CheckConstraint with a query in a savepoint of
         its own (three round trips each); here all of them are columns of one
         SELECT. Other constraints, and a batch the database refuses to
-        evaluate, take Django's own path."""
+        evaluate, take Django's own path.
+
+        `changed` names the fields a change of this stored record sets: the
+        record met every constraint (the database enforces them), so only
+        check constraints over those fields (or over generated fields) can
+        fail, and only they are checked. None: all are."""
+        excluded = None if exclude is None else set(exclude)
         using = router.db_for_write(self.__class__, instance=self)
         checks = [
             constraint
             for _, constraints in self.get_constraints()
             for constraint in constraints
-            if isinstance(constraint, models.CheckConstraint) and self._may_break(constraint)
+            if isinstance(constraint, models.CheckConstraint)
+            and (changed is None or self._may_break(constraint, changed))
         ]
         others = [
             (model, constraint)
@@ -99,7 +132,7 @@ class Revisioned(models.Model):
         ]
         errors: dict = {}
         try:
-            failed = self._failed_checks(checks, exclude, using)
+            failed = self._failed_checks(checks, excluded, using)
         except DatabaseError:
             failed = None
         if failed is None:  # evaluate them one by one, as Django does
@@ -112,7 +145,7 @@ class Revisioned(models.Model):
             errors = error.update_error_dict(errors)
         for model, constraint in others:
             try:
-                constraint.validate(model, self, exclude=exclude, using=using)
+                constraint.validate(model, self, exclude=excluded, using=using)
             except ValidationError as error:
                 if (
                     getattr(error, "code", None) == "unique"
@@ -125,13 +158,9 @@ class Revisioned(models.Model):
         if errors:
             raise ValidationError(errors)
 
-    def _may_break(self, constraint: models.CheckConstraint) -> bool:
-        """Whether a change can break the constraint. A stored record met every
-        constraint (the database enforces them), so when `changed_fields` names
-        what a change touched, only constraints over those fields (or over
-        generated fields) are checked; otherwise all are."""
-        changed = self.changed_fields
-        if changed is None or not isinstance(constraint.condition, Q):
+    def _may_break(self, constraint: models.CheckConstraint, changed: Collection[str]) -> bool:
+        """Whether setting the fields `changed` can break the constraint."""
+        if not isinstance(constraint.condition, Q):
             return True
         generated = {f.name for f in self._meta.concrete_fields if f.generated}
         return bool(constraint.condition.referenced_base_fields & (set(changed) | generated))

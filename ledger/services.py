@@ -1,5 +1,9 @@
 """Helpers every resource's services share."""
 
+from typing import Any
+
+from django.db import models
+
 from ledger.models import Revisioned
 
 
@@ -7,21 +11,27 @@ class ConflictError(Exception):
     """The change would contradict stored data (the API answers 409)."""
 
 
-def apply_fields(instance: Revisioned, fields: dict) -> bool:
-    """Set `fields` on `instance`, validate it whole, and save it. A stored
-    record whose values already are `fields` is left alone: a write that
-    changes nothing records nothing. Returns whether it saved."""
-    if instance.pk is not None:
-        fields = {name: value for name, value in fields.items() if getattr(instance, name) != value}
-        if not fields:
-            return False
-    for name, value in fields.items():
+def model_update(*, instance: Revisioned, fields: dict[str, Any]) -> bool:
+    """Set `fields` on the stored `instance`, validate it, and save the
+    fields that changed, by name. Fields already at their values are left
+    out, and a record none of whose fields change is not saved: a write that
+    changes nothing records nothing. Returns whether it saved.
+
+    Validation is `full_clean`'s, told what changed, so that it checks only
+    the constraints the change can break (the stored record met them all).
+    The save names the changed fields and the `auto_now` ones (`updated_at`);
+    the revision trigger sets `revision` itself, and the database the
+    generated columns."""
+    changed = {name: value for name, value in fields.items() if getattr(instance, name) != value}
+    if not changed:
+        return False
+    for name, value in changed.items():
         setattr(instance, name, value)
-    if instance.pk is not None:
-        instance.changed_fields = set(fields)  # constraints over other fields still hold
-    try:
-        instance.full_clean()
-    finally:
-        instance.changed_fields = None
-    instance.save()
+    instance.full_clean(changed=set(changed))
+    touched = [
+        field.name
+        for field in instance._meta.concrete_fields
+        if isinstance(field, models.DateField) and field.auto_now
+    ]
+    instance.save(update_fields=[*changed, *touched])
     return True

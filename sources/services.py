@@ -9,7 +9,7 @@ from typing import cast
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
 
-from ledger.services import ConflictError, apply_fields
+from ledger.services import ConflictError, model_update
 from sources.models import TEXT_LOCKED, Evidence, Source
 
 
@@ -131,7 +131,7 @@ def source_update(*, source: Source, fields: dict) -> Source:
     """Change a source's metadata, or its text while no evidence points into it
     (a conflict with the stored evidence: ConflictError)."""
     try:
-        apply_fields(source, fields)
+        model_update(instance=source, fields=fields)
     except ValidationError as exc:
         if any(error.code == "text_locked" for error in exc.error_dict.get("text", [])):
             raise ConflictError(TEXT_LOCKED) from None
