@@ -16,6 +16,8 @@ from ledger.models import (
     format_date,
     track_history,
 )
+from ledger.triggers import ChangeLog, Revision, TouchesParent
+from sources.models import RequiresEvidence
 
 # ISO 3166-1 alpha-3 codes assigned today (ISO 3166 Maintenance Agency, as
 # published by Debian's iso-codes 4.15).
@@ -184,6 +186,7 @@ class Actor(Revisioned):
             ),
             models.CheckConstraint(condition=~Q(name=""), name="actors_actor_name_not_empty"),
         ]
+        triggers = [Revision(), ChangeLog(resource="actors")]
 
     def __str__(self) -> str:
         return self.name
@@ -204,6 +207,7 @@ class ActorAlias(models.Model):
             models.UniqueConstraint(fields=["actor", "name"], name="actors_alias_unique_per_actor"),
             models.CheckConstraint(condition=~Q(name=""), name="actors_alias_name_not_empty"),
         ]
+        triggers = [TouchesParent("actor")]
 
     def __str__(self) -> str:
         return self.name
@@ -237,6 +241,7 @@ class ActorIdentifier(models.Model):
                 condition=~Q(value=""), name="actors_identifier_value_not_empty"
             ),
         ]
+        triggers = [TouchesParent("actor")]
 
     def __str__(self) -> str:
         return f"{self.scheme}:{self.value}"
@@ -291,6 +296,11 @@ class Affiliation(Revisioned):
                 nulls_distinct=False,
                 name="actors_affiliation_unique",
             ),
+        ]
+        triggers = [
+            Revision(),
+            ChangeLog(resource="affiliations"),
+            RequiresEvidence(column="affiliation_id"),  # checked at commit
         ]
 
     def __str__(self) -> str:

@@ -27,6 +27,8 @@ from ledger.models import (
     format_interval,
     track_history,
 )
+from ledger.triggers import ChangeLog, Revision, TouchesParent
+from sources.models import RequiresEvidence
 
 EVENT_VOCABULARY = "PLOVER"
 EVENT_VOCABULARY_VERSION = "el-plover-1.0"
@@ -93,6 +95,7 @@ class Place(Revisioned):
             ),
             models.CheckConstraint(condition=~Q(name=""), name="events_place_name_not_empty"),
         ]
+        triggers = [Revision(), ChangeLog(resource="places")]
 
     def __str__(self) -> str:
         return self.name
@@ -261,6 +264,11 @@ class Event(Revisioned, DatedInterval):
             models.Index(fields=["type", "date_sort"], name="events_event_type_date"),
             GinIndex(fields=["search_vector"], name="events_event_search"),
         ]
+        triggers = [
+            Revision(),
+            ChangeLog(resource="events"),
+            RequiresEvidence(column="event_id"),  # checked at commit
+        ]
 
     def __str__(self) -> str:
         return self.title
@@ -315,6 +323,7 @@ class EventParticipant(models.Model):
             ),
         ]
         indexes = [models.Index(fields=["actor", "role"], name="events_participant_actor_role")]
+        triggers = [TouchesParent("event")]
 
     def __str__(self) -> str:
         return f"{self.actor} ({self.role})"
@@ -388,6 +397,11 @@ class Statement(Revisioned, DatedInterval):
             models.Index(fields=["date_sort", "id"], name="events_statement_date_id"),
             GinIndex(fields=["search_vector"], name="events_statement_search"),
         ]
+        triggers = [
+            Revision(),
+            ChangeLog(resource="statements"),
+            RequiresEvidence(column="statement_id"),  # checked at commit
+        ]
 
     def __str__(self) -> str:
         return f"{self.speaker}: {self.content[:80]}"
@@ -432,6 +446,7 @@ class StatementActor(models.Model):
             ),
         ]
         indexes = [models.Index(fields=["actor", "role"], name="events_statement_actor_role")]
+        triggers = [TouchesParent("statement")]
 
     def __str__(self) -> str:
         return f"{self.actor} ({self.role})"
@@ -457,6 +472,7 @@ class StatementEvent(models.Model):
                 fields=["statement", "event"], name="events_statement_event_unique"
             )
         ]
+        triggers = [TouchesParent("statement")]
 
     def __str__(self) -> str:
         return str(self.event)

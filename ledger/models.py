@@ -15,6 +15,8 @@ from django.db.models.lookups import Exact
 from django.db.models.sql import Query
 from django.db.models.sql.constants import SINGLE
 
+from ledger.triggers import CommitSeq
+
 COUNTRY_CODE_RE = r"^[A-Z]{3}$"
 country_code_validator = RegexValidator(
     COUNTRY_CODE_RE, "Use an ISO 3166-1 alpha-3 code in capitals, such as ARM (or IGO, EUR)."
@@ -63,7 +65,10 @@ BOOLEAN = models.BooleanField()
 class Revisioned(models.Model):
     """A resource with a revision number: 1 when created, one more for every
     transaction that changes it or one of its child rows (participants,
-    evidence, aliases, ...). Database triggers keep it, whatever path writes.
+    evidence, aliases, ...). Database triggers keep it, whatever path writes:
+    each concrete model declares `Revision()` and `ChangeLog(resource=...)` in
+    its `Meta.triggers`, and its child rows `TouchesParent(...)`
+    (ledger/triggers.py).
 
     Its check constraints are validated in one query (see
     `validate_constraints`), not one savepoint and query each; for a change
@@ -312,14 +317,14 @@ class ChangeAction(models.TextChoices):
 
 class Change(models.Model):
     """One entry of the change feed: a resource created, given a new revision,
-    or deleted. Written by a database trigger on every resource table, so every
-    write path appears.
+    or deleted. Written by a database trigger on every resource table
+    (`ChangeLog`), so every write path appears.
 
     `commit_seq` orders the feed: it is taken when the writing transaction
     commits, under a lock held until the commit ends, so the entries of a
     transaction never become visible behind those of a later one; the feed
-    never skips a change, and waits for no unrelated transaction (migration
-    0011). `txid` is the writing transaction.
+    never skips a change, and waits for no unrelated transaction (`CommitSeq`).
+    `txid` is the writing transaction.
     """
 
     resource = models.CharField(max_length=20)
@@ -340,6 +345,7 @@ class Change(models.Model):
             ),
             models.Index(fields=["txid"], name="events_change_tx"),
         ]
+        triggers = [CommitSeq()]
 
     def __str__(self) -> str:
         return f"{self.action} {self.resource}/{self.object_id} r{self.revision}"

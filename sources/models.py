@@ -3,6 +3,7 @@ evidence spans that cite their exact words."""
 
 import hashlib
 
+import pgtrigger
 from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVector, SearchVectorField
 from django.core.exceptions import ValidationError
@@ -14,6 +15,7 @@ from ledger.models import (
     Revisioned,
     track_history,
 )
+from ledger.triggers import ChangeLog, Revision, TouchesParent, quote_name
 
 TEXT_LOCKED = (
     "The text of this source cannot change: evidence spans point into it, and changing it "
@@ -25,6 +27,22 @@ class SourceQuerySet(models.QuerySet):
     def with_text(self, text: str) -> "SourceQuerySet":
         """The source holding exactly `text` (at most one: the digest is unique)."""
         return self.filter(sha256=Source.digest(text))
+
+
+# Source.digest() in SQL, over the column or expression put in for {}: for
+# writes that bypass the row triggers (the bulk loader) and for the trigger.
+DIGEST_SQL = "encode(sha256(convert_to({}, 'UTF8')), 'hex')"
+
+# The backstop of Source.clean() and the keeper of the digest, whatever path writes.
+SOURCE_GUARD = f"""
+    IF TG_OP = 'UPDATE' AND NEW.text IS DISTINCT FROM OLD.text
+       AND EXISTS (SELECT 1 FROM events_evidence WHERE source_id = OLD.id) THEN
+        RAISE EXCEPTION 'The text of source % cannot change: evidence spans point into it.', OLD.id
+            USING ERRCODE = 'restrict_violation';
+    END IF;
+    NEW.sha256 := {DIGEST_SQL.format("NEW.text")};
+    RETURN NEW;
+"""
 
 
 # Tables keep the names they had in the events app, where these models began.
@@ -54,6 +72,18 @@ class Source(Revisioned):
         ordering = ["-published_on", "id"]
         constraints = [
             models.CheckConstraint(condition=~Q(text=""), name="events_source_text_not_empty"),
+        ]
+        # Fired in the order of their names (ledger/triggers.py): the revision
+        # sees the row as written, before the guard sets its digest.
+        triggers = [
+            Revision(),
+            ChangeLog(resource="sources"),
+            pgtrigger.Trigger(
+                name="source_guard",
+                when=pgtrigger.Before,
+                operation=pgtrigger.Insert | pgtrigger.Update,
+                func=SOURCE_GUARD,
+            ),
         ]
 
     def __str__(self) -> str:
@@ -92,9 +122,8 @@ class Source(Revisioned):
         """The hex sha256 of the UTF-8 text; DIGEST_SQL is the same in SQL."""
         return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
-    # digest() in SQL, over the column or expression put in for {}: for writes
-    # that bypass the row triggers (the bulk loader) and for the trigger itself.
-    DIGEST_SQL = "encode(sha256(convert_to({}, 'UTF8')), 'hex')"
+    # digest() in SQL; defined above the class, where Meta.triggers can use it.
+    DIGEST_SQL = DIGEST_SQL
 
     def misquote(self, start: int, end: int, quote: str) -> str | None:
         """Why `quote` is not this text at [start:end], or None when it is."""
@@ -102,6 +131,77 @@ class Source(Revisioned):
         if actual == quote:
             return None
         return f"The source text at [{start}:{end}] is “{actual}”."
+
+
+# The backstop of Evidence.clean(): the quote is the source's text at its offsets.
+CHECK_QUOTE = """
+    SELECT substr(s.text, NEW.start + 1, NEW."end" - NEW.start) INTO actual
+      FROM events_source s WHERE s.id = NEW.source_id;
+    IF actual IS DISTINCT FROM NEW.quote OR char_length(NEW.quote) <> NEW."end" - NEW.start THEN
+        RAISE EXCEPTION 'Evidence quote is not the text of source % at [%:%].',
+            NEW.source_id, NEW.start, NEW."end"
+            USING ERRCODE = 'check_violation';
+    END IF;
+    RETURN NEW;
+"""
+
+# Every event, statement and affiliation cites at least one evidence span,
+# checked as the transaction commits: when the record is created
+# (RequiresEvidence, on its model) and when evidence leaves it (here).
+KEEPS_RECORD_CITED = """
+    IF OLD.event_id IS NOT NULL
+       AND EXISTS (SELECT 1 FROM events_event WHERE id = OLD.event_id)
+       AND NOT EXISTS (SELECT 1 FROM events_evidence WHERE event_id = OLD.event_id) THEN
+        RAISE EXCEPTION 'events_event % would cite no evidence.', OLD.event_id
+            USING ERRCODE = 'check_violation';
+    END IF;
+    IF OLD.statement_id IS NOT NULL
+       AND EXISTS (SELECT 1 FROM events_statement WHERE id = OLD.statement_id)
+       AND NOT EXISTS (SELECT 1 FROM events_evidence WHERE statement_id = OLD.statement_id) THEN
+        RAISE EXCEPTION 'events_statement % would cite no evidence.', OLD.statement_id
+            USING ERRCODE = 'check_violation';
+    END IF;
+    IF OLD.affiliation_id IS NOT NULL
+       AND EXISTS (SELECT 1 FROM actors_affiliation WHERE id = OLD.affiliation_id)
+       AND NOT EXISTS (SELECT 1 FROM events_evidence WHERE affiliation_id = OLD.affiliation_id) THEN
+        RAISE EXCEPTION 'actors_affiliation % would cite no evidence.', OLD.affiliation_id
+            USING ERRCODE = 'check_violation';
+    END IF;
+    RETURN NULL;
+"""
+
+REQUIRES_EVIDENCE = """
+    EXECUTE format('SELECT EXISTS (SELECT 1 FROM %I.%I WHERE id = $1)',
+                   TG_TABLE_SCHEMA, TG_TABLE_NAME)
+        INTO present USING NEW.id;
+    IF NOT present THEN
+        RETURN NULL;  -- deleted later in the same transaction
+    END IF;
+    SELECT EXISTS (SELECT 1 FROM events_evidence WHERE {column} = NEW.id) INTO cited;
+    IF NOT cited THEN
+        RAISE EXCEPTION '% % cites no evidence: every event, statement and affiliation '
+                        'needs at least one evidence span.',
+            TG_TABLE_NAME, NEW.id
+            USING ERRCODE = 'check_violation';
+    END IF;
+    RETURN NULL;
+"""
+
+
+class RequiresEvidence(pgtrigger.Trigger):
+    """A new record (event, statement, affiliation) cites at least one
+    evidence span by the time its transaction commits: `column` is the
+    column of Evidence that points at it."""
+
+    name = "requires_evidence"
+    when = pgtrigger.After
+    operation = pgtrigger.Insert
+    timing = pgtrigger.Deferred
+    declare = [("present", "boolean"), ("cited", "boolean")]
+
+    def __init__(self, *, column: str) -> None:
+        self.column = column
+        super().__init__(func=REQUIRES_EVIDENCE.format(column=quote_name(column)))
 
 
 @track_history("EvidenceSnapshot", exclude=("search_vector",), db_table="events_evidencesnapshot")
@@ -160,6 +260,25 @@ class Evidence(models.Model):
             models.Index(fields=["event"], name="events_evidence_event"),
             models.Index(fields=["statement"], name="events_evidence_statement"),
             models.Index(fields=["affiliation"], name="events_evidence_affiliation"),
+        ]
+        triggers = [
+            pgtrigger.Trigger(
+                name="check_quote",
+                when=pgtrigger.Before,
+                operation=pgtrigger.Insert
+                | pgtrigger.UpdateOf("source_id", "start", "end", "quote"),
+                declare=[("actual", "text")],
+                func=CHECK_QUOTE,
+            ),
+            TouchesParent("event", "statement", "affiliation"),
+            pgtrigger.Trigger(
+                name="keeps_record_cited",
+                when=pgtrigger.After,
+                operation=pgtrigger.Delete
+                | pgtrigger.UpdateOf("event_id", "statement_id", "affiliation_id"),
+                timing=pgtrigger.Deferred,
+                func=KEEPS_RECORD_CITED,
+            ),
         ]
 
     def __str__(self) -> str:
