@@ -1,4 +1,5 @@
-"""Loading a source document together with its annotation file.
+"""Loading a source document together with its annotation: from files
+(`manage.py seed`) or from the API (`POST /api/v1/documents/`).
 
 A document is a text file that starts with a `date YYYY-MM-DD` header (after
 optional whitespace) followed by the article body. Its annotation is a YAML file
@@ -7,7 +8,9 @@ affiliations, events and statements the document reports, each citing its
 evidence by quoting the exact text. fixtures/README.md describes the annotation format.
 """
 
+import calendar
 import datetime
+import difflib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,12 +19,23 @@ from typing import Any
 
 import yaml
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import DataError, IntegrityError, transaction
 
 from actors.models import Actor, Affiliation
-from actors.services import actor_create, affiliation_create
-from events.models import Event, Place
-from events.services import event_create, place_create, statement_create
+from actors.services import actor_create, actor_update, affiliation_create
+from events.models import Event, Place, Statement
+from events.resolution import (
+    Found,
+    actor_by_reference,
+    alias_names,
+    find_actor,
+    find_place,
+    place_by_reference,
+)
+from events.services import event_create, place_create, place_update, statement_create
+from ledger.api.inputs import date_from_iso
+from ledger.api.parsers import load_yaml
+from ledger.models import DatePrecision
 from sources.models import Source
 from sources.services import Span, evidence_attach, source_create, span_for_quote
 
@@ -61,16 +75,774 @@ SECTION_FIELDS = {
 }
 
 
+# What each field of an annotation holds: checked before an item is looked at,
+# so that a value of the wrong type is a problem named at its place.
+TEXT, NUMBER, WHOLE, MAPPING = "text", "a number", "a whole number", "a mapping"
+REFERENCE = "a key, slug, id or identifier"
+TEXTS, MAPPINGS, ITEMS = "a list of texts", "a list of mappings", "a list"
+FIELD_TYPES = {
+    "key": TEXT,
+    "name": TEXT,
+    "kind": TEXT,
+    "country": TEXT,
+    "sector": TEXT,
+    "description": TEXT,
+    "aliases": TEXTS,
+    "identifiers": MAPPING,
+    "latitude": NUMBER,
+    "longitude": NUMBER,
+    "geonames_id": WHOLE,
+    "member": REFERENCE,
+    "organization": REFERENCE,
+    "role": TEXT,
+    "start": MAPPING,
+    "end": MAPPING,
+    "type": TEXT,
+    "mode": TEXT,
+    "context": TEXTS,
+    "status": TEXT,
+    "title": TEXT,
+    "summary": TEXT,
+    "date": MAPPING,
+    "place": REFERENCE,
+    "place_text": TEXT,
+    "participants": MAPPINGS,
+    "evidence": ITEMS,
+    "speaker": REFERENCE,
+    "content": TEXT,
+    "quote": TEXT,
+    "stance": TEXT,
+    "targets": ITEMS,
+    "about_actors": ITEMS,
+    "about_events": TEXTS,
+}
+
+
+def _is(value: Any, kind: str) -> bool:
+    if value is None:
+        return True  # left out
+    whole = isinstance(value, int) and not isinstance(value, bool)
+    return {
+        TEXT: isinstance(value, str),
+        NUMBER: whole or isinstance(value, float),
+        WHOLE: whole,
+        MAPPING: isinstance(value, dict),
+        REFERENCE: isinstance(value, str) or whole,
+        TEXTS: isinstance(value, list) and all(isinstance(v, str) for v in value),
+        MAPPINGS: isinstance(value, list) and all(isinstance(v, dict) for v in value),
+        ITEMS: isinstance(value, list)
+        and all(isinstance(v, str | dict) or _is(v, REFERENCE) for v in value),
+    }[kind]
+
+
 class DocumentError(Exception):
-    """The document or its annotation cannot be loaded; the message names the
-    item and, for evidence, the quote at fault."""
+    """The document or its annotation cannot be loaded; the message names every
+    problem (`problems`), each with the item and, for evidence, the quote at fault."""
+
+    def __init__(self, message: str, problems: list["Problem"] | None = None):
+        super().__init__(message)
+        self.problems = problems or []
 
 
 @dataclass
-class LoadResult:
-    source: Source
-    created: bool
+class Problem:
+    """One thing wrong with a document: where (a JSON pointer into the
+    annotation, or /text), what, and a hint where one helps."""
+
+    pointer: str
+    detail: str
+    code: str = "invalid"
+    hint: str | None = None
+    label: str = ""  # the item as the seed command names it: "events[0] (talks)"
+    field: str = ""  # the field at fault, in the seed command's message
+
+    def as_dict(self) -> dict[str, Any]:
+        entry = {"pointer": self.pointer, "detail": self.detail, "code": self.code}
+        if self.hint:
+            entry["hint"] = self.hint
+        return entry
+
+    def as_line(self) -> str:
+        where = ": ".join(part for part in (self.label, self.field) if part)
+        line = f"{where}: {self.detail}" if where else self.detail
+        return f"{line} ({self.hint})" if self.hint else line
+
+
+@dataclass
+class Report:
+    """What importing a document did, or (dry run, or problems) would do."""
+
+    source: Source | None = None
+    created: bool = False
     counts: dict[str, int] = field(default_factory=dict)
+    matched: list[dict[str, Any]] = field(default_factory=list)
+    additions: list[dict[str, Any]] = field(default_factory=list)
+    suggestions: list[dict[str, Any]] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+
+# The report of `manage.py seed`, as it was called before documents came by the API.
+LoadResult = Report
+
+
+def parse_annotation(raw: str, *, name: str = "annotation") -> dict[str, Any]:
+    """An annotation from YAML (or JSON, which is YAML) text, checked for its format line."""
+    try:
+        data = load_yaml(raw)
+    except (ValueError, yaml.YAMLError) as exc:
+        raise DocumentError(f"{name}: not valid YAML: {exc}") from None
+    check_format(data, name=name)
+    return data
+
+
+def check_format(data: Any, *, name: str = "annotation") -> None:
+    if not isinstance(data, dict) or data.get("format") != ANNOTATION_FORMAT:
+        raise DocumentError(f"{name}: expected 'format: {ANNOTATION_FORMAT}'.")
+
+
+def import_document(
+    *,
+    text: str,
+    annotation: dict[str, Any],
+    published_on: datetime.date | None = None,
+    dry_run: bool = False,
+    root: str = "",
+) -> Report:
+    """Store `text` as a source with everything its annotation describes, in one
+    transaction, or nothing: with any problem, or on a dry run, the transaction
+    is rolled back after every item was tried, so the report lists every
+    problem at once. Pointers are into the annotation, under `root`."""
+    with transaction.atomic():
+        report = _Loader(annotation, text=text, published_on=published_on, root=root).load()
+        if report.problems or dry_run:
+            transaction.set_rollback(True)
+            report.created = False
+    return report
+
+
+def load_document(document: Path, annotation: Path | None = None) -> Report:
+    """Load `document` and its annotation file in one transaction.
+
+    A source whose text is already stored (same sha256) is left as it is, so
+    loading twice changes nothing. Actors and places are found among those
+    stored (events.resolution) and created only when missing. Any problem
+    leaves the database untouched; the error lists every one.
+    """
+    published_on, text = read_document(document)
+    existing = Source.objects.with_text(text).first()
+    if existing is not None:
+        return Report(source=existing, created=False)
+    annotation = annotation or annotation_path_for(document)
+    try:
+        raw = annotation.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DocumentError(f"{document.name}: no annotation file {annotation.name}.") from None
+    data = parse_annotation(raw, name=annotation.name)
+    report = import_document(text=text, annotation=data, published_on=published_on)
+    if report.problems:
+        lines = "\n".join(f"- {problem.as_line()}" for problem in report.problems)
+        raise DocumentError(
+            f"{annotation.name}: {len(report.problems)} problem(s):\n{lines}", report.problems
+        )
+    return report
+
+
+class _Skip(Exception):
+    """An item cannot be written; its problems are recorded."""
+
+
+class _Loader:
+    def __init__(
+        self,
+        data: dict[str, Any],
+        *,
+        text: str,
+        published_on: datetime.date | None,
+        root: str,
+    ):
+        self.data = data
+        self.text = text
+        self.published_on = published_on
+        self.root = root
+        self.report = Report(counts=dict.fromkeys(SECTION_FIELDS, 0))
+        self.actors: dict[str, Actor | None] = {}  # key -> actor (None: declared, not written)
+        self.places: dict[str, Place | None] = {}
+        self.events: dict[str, Event | None] = {}
+        self.source: Source | None = None
+        self.failed = False  # whether the item being loaded has a problem
+
+    # The run ---------------------------------------------------------------------
+
+    def load(self) -> Report:
+        self._source()
+        sections = {}
+        for section in SECTION_FIELDS:
+            items = self.data.get(section) or []
+            if not isinstance(items, list):
+                self.problem(f"{self.root}/{section}", f"{section}: expected a list.")
+                items = []
+            sections[section] = items
+        # Keys first, so that a reference to a later item or a failed one says so.
+        for section, store in (("actors", self.actors), ("places", self.places)):
+            for item in sections[section]:
+                if isinstance(item, dict) and isinstance(item.get("key"), str):
+                    store.setdefault(item["key"], None)
+        for item in sections["events"]:
+            if isinstance(item, dict) and isinstance(item.get("key"), str):
+                self.events.setdefault(item["key"], None)
+        for section, items in sections.items():
+            handler: Callable[[dict, str, str], None] = getattr(self, f"_{section[:-1]}")
+            for index, item in enumerate(items):
+                pointer = f"{self.root}/{section}/{index}"
+                label = f"{section}[{index}]"
+                if isinstance(item, dict) and item.get("key"):
+                    label += f" ({item['key']})"
+                if not isinstance(item, dict):
+                    self.problem(pointer, "expected a mapping.", label=label)
+                    continue
+                unknown = sorted(set(item) - SECTION_FIELDS[section])
+                if unknown:
+                    self.problem(
+                        f"{pointer}/{unknown[0]}",
+                        f"unknown fields {unknown}.",
+                        hint=f"The fields: {', '.join(sorted(SECTION_FIELDS[section]))}.",
+                        label=label,
+                        code="unknown_field",
+                    )
+                    continue
+                wrong = [name for name, value in item.items() if not _is(value, FIELD_TYPES[name])]
+                for name in wrong:
+                    self.problem(
+                        f"{pointer}/{name}",
+                        f"{name} must be {FIELD_TYPES[name]}.",
+                        label=label,
+                        field=name,
+                        code="invalid_type",
+                    )
+                if wrong or self.source is None:
+                    continue  # the source was refused: nothing can cite it
+                self.failed = False
+                try:
+                    with transaction.atomic():
+                        handler(item, pointer, label)
+                except _Skip:
+                    pass
+                except ValidationError as exc:
+                    self.validation_problems(exc, pointer, label)
+                except (IntegrityError, DataError) as exc:
+                    self.problem(pointer, f"the database refused it: {exc}", label=label)
+        return self.report
+
+    def _source(self) -> None:
+        meta = self.data.get("source") or {}
+        if not isinstance(meta, dict):
+            self.problem(f"{self.root}/source", "expected a mapping.", label="source")
+            meta = {}
+        try:
+            with transaction.atomic():
+                self.source = source_create(
+                    text=self.text,
+                    published_on=self.published_on,
+                    title=str(meta.get("title") or ""),
+                    publisher=str(meta.get("publisher") or ""),
+                    url=str(meta.get("url") or ""),
+                    language=str(meta.get("language") or "en"),
+                )
+            self.report.source = self.source
+            self.report.created = True
+        except ValidationError as exc:
+            for name, messages in exc.message_dict.items():
+                pointer = "/text" if name == "text" else f"{self.root}/source/{name}"
+                for message in messages:
+                    self.problem(pointer, message, label="source", field=name)
+
+    # Problems --------------------------------------------------------------------
+
+    def problem(self, pointer: str, detail: str, **extra: Any) -> None:
+        self.report.problems.append(Problem(pointer, detail, **extra))
+        self.failed = True  # the item being loaded will not be written
+
+    def validation_problems(
+        self, exc: ValidationError, pointer: str, label: str, model: Any = None
+    ) -> None:
+        if not hasattr(exc, "error_dict"):
+            for message in exc.messages:
+                self.problem(pointer, message, label=label)
+            return
+        for name, errors in exc.error_dict.items():
+            annotation_field = FIELD_NAMES.get(name, name)
+            for error in errors:
+                message = " ".join(error.messages)
+                hint = None
+                if error.code == "invalid_choice" and model is not None:
+                    hint = accepted_values(model, name)
+                target = pointer if name == "__all__" else f"{pointer}/{annotation_field}"
+                self.problem(
+                    target,
+                    message,
+                    hint=hint,
+                    code=error.code or "invalid",
+                    label=label,
+                    field="" if name == "__all__" else name,
+                )
+
+    def written(self, call: Callable[..., Any], pointer: str, label: str, model: Any) -> Any:
+        """`call()`, with its validation errors recorded against `pointer`."""
+        try:
+            with transaction.atomic():
+                return call()
+        except ValidationError as exc:
+            self.validation_problems(exc, pointer, label, model)
+            raise _Skip from None
+
+    def guard(self, model: Any, fields: dict[str, Any], pointer: str, label: str) -> None:
+        """Before a write: if this item already has a problem (a reference that
+        failed, a quote not found), check its own fields without writing, so
+        that their problems are reported too, and skip the write."""
+        if not self.failed:
+            return
+        try:
+            model(**fields).clean_fields(
+                exclude=[f.name for f in model._meta.fields if f.name not in fields]
+            )
+        except ValidationError as exc:
+            self.validation_problems(exc, pointer, label, model)
+        raise _Skip
+
+    # References ------------------------------------------------------------------
+
+    def actor(self, reference: Any, pointer: str, label: str) -> Actor | None:
+        """An actor by annotation key, or a stored one by id, slug or identifier;
+        None, with the problem recorded, when there is none."""
+        if isinstance(reference, str) and reference in self.actors:
+            actor = self.actors[reference]
+            if actor is None:
+                self.problem(
+                    pointer,
+                    f"actor {reference!r} has problems of its own (see actors).",
+                    label=label,
+                    code="depends_on_problem",
+                )
+            return actor
+        stored = actor_by_reference(reference)
+        if stored is None:
+            self.problem(
+                pointer,
+                f"unknown actor {reference!r} (declare it under actors).",
+                hint="Or refer to a stored actor by id, slug or identifier (wikidata:Q399).",
+                label=label,
+                code="unknown_reference",
+            )
+        return stored
+
+    def place(self, reference: Any, pointer: str, label: str) -> Place | None:
+        if isinstance(reference, str) and reference in self.places:
+            place = self.places[reference]
+            if place is None:
+                self.problem(
+                    pointer,
+                    f"place {reference!r} has problems of its own (see places).",
+                    label=label,
+                    code="depends_on_problem",
+                )
+            return place
+        stored = place_by_reference(reference)
+        if stored is None:
+            self.problem(
+                pointer,
+                f"unknown place {reference!r} (declare it under places).",
+                hint="Or refer to a stored place by id, slug or geonames:<id>.",
+                label=label,
+                code="unknown_reference",
+            )
+        return stored
+
+    def event(self, key: Any, pointer: str, label: str) -> Event | None:
+        event = self.events.get(key) if isinstance(key, str) else None
+        if event is None:
+            known = isinstance(key, str) and key in self.events
+            self.problem(
+                pointer,
+                f"event {key!r} has problems of its own (see events)."
+                if known
+                else f"unknown event {key!r} (give the event a key under events).",
+                label=label,
+                code="depends_on_problem" if known else "unknown_reference",
+            )
+        return event
+
+    # Items, one method per section, named for the singular -------------------------
+
+    def _actor(self, item: dict, pointer: str, label: str) -> None:
+        key = item.get("key")
+        if not isinstance(key, str) or not key:
+            self.problem(f"{pointer}/key", "each actor needs a key.", label=label)
+            raise _Skip
+        found = find_actor(item)
+        self.resolved(found, pointer, label, key)
+        if found.record is not None:
+            actor = found.record
+            if found.additions:
+                additions = dict(found.additions)
+                aliases = additions.pop("aliases", None)
+                identifiers = additions.pop("identifiers", None)
+                held = dict(actor.identifiers.values_list("scheme", "value"))
+                self.written(
+                    lambda: actor_update(
+                        actor=actor,
+                        fields=additions,
+                        aliases=None if aliases is None else [*alias_names(actor), *aliases],
+                        identifiers=None if identifiers is None else {**held, **identifiers},
+                    ),
+                    pointer,
+                    label,
+                    Actor,
+                )
+        else:
+            actor = self.written(
+                lambda: actor_create(
+                    slug=key,
+                    name=item.get("name") or "",
+                    kind=item.get("kind") or "",
+                    country=item.get("country") or "",
+                    sector=item.get("sector") or "",
+                    description=item.get("description") or "",
+                    aliases=item.get("aliases") or [],
+                    identifiers=item.get("identifiers") or {},
+                ),
+                pointer,
+                label,
+                Actor,
+            )
+            self.report.counts["actors"] += 1
+        self.actors[key] = actor
+
+    def _place(self, item: dict, pointer: str, label: str) -> None:
+        key = item.get("key")
+        if not isinstance(key, str) or not key:
+            self.problem(f"{pointer}/key", "each place needs a key.", label=label)
+            raise _Skip
+        found = find_place(item)
+        self.resolved(found, pointer, label, key)
+        if found.record is not None:
+            place = found.record
+            if found.additions:
+                self.written(
+                    lambda: place_update(place=place, fields=dict(found.additions)),
+                    pointer,
+                    label,
+                    Place,
+                )
+        else:
+            place = self.written(
+                lambda: place_create(
+                    slug=key,
+                    name=item.get("name") or "",
+                    kind=item.get("kind") or "",
+                    country=item.get("country") or "",
+                    latitude=item.get("latitude"),
+                    longitude=item.get("longitude"),
+                    geonames_id=item.get("geonames_id"),
+                ),
+                pointer,
+                label,
+                Place,
+            )
+            self.report.counts["places"] += 1
+        self.places[key] = place
+
+    def resolved(self, found: Found, pointer: str, label: str, key: str) -> None:
+        """Record how a declaration was resolved: matched, added to, in conflict."""
+        for name, message in found.conflicts:
+            self.problem(f"{pointer}/{name}", message, label=label, code="conflict")
+        for suggestion in found.suggestions:
+            self.report.suggestions.append({"pointer": pointer, "detail": suggestion})
+        if found.conflicts:
+            raise _Skip
+        if found.record is not None:
+            self.report.matched.append(
+                {"pointer": pointer, "key": key, "id": found.record.pk, "by": found.by}
+            )
+            for name, value in found.additions.items():
+                self.report.additions.append(
+                    {"pointer": pointer, "id": found.record.pk, "field": name, "added": value}
+                )
+
+    def _affiliation(self, item: dict, pointer: str, label: str) -> None:
+        """An affiliation already on record (same member, organisation, role and
+        start) gains this document's evidence instead of being repeated."""
+        start = self.bound(item.get("start"), f"{pointer}/start", label, "start")
+        end = self.bound(item.get("end"), f"{pointer}/end", label, "end")
+        member = self.actor(item.get("member"), f"{pointer}/member", label)
+        organization = self.actor(item.get("organization"), f"{pointer}/organization", label)
+        spans = self.spans(item, pointer, label)
+        fields = {
+            "role": item.get("role") or "",
+            "start_date": start["date"],
+            "start_precision": start["precision"],
+            "end_date": end["date"],
+            "end_precision": end["precision"],
+        }
+        self.guard(Affiliation, fields, pointer, label)
+        existing = Affiliation.objects.filter(
+            member=member, organization=organization, role=fields["role"], start_date=start["date"]
+        ).first()
+        if existing is not None:
+            self.written(
+                lambda: evidence_attach(record=existing, spans=spans), pointer, label, Affiliation
+            )
+            return
+        self.written(
+            lambda: affiliation_create(
+                member=member, organization=organization, evidence=spans, **fields
+            ),
+            pointer,
+            label,
+            Affiliation,
+        )
+        self.report.counts["affiliations"] += 1
+
+    def _event(self, item: dict, pointer: str, label: str) -> None:
+        fields = {
+            "type": item.get("type") or "",
+            "title": item.get("title") or "",
+            "summary": item.get("summary") or "",
+            "mode": item.get("mode") or "",
+            "context": item.get("context") or [],
+            "status": item.get("status", "occurred"),
+            "place_text": item.get("place_text") or "",
+            **self.dates(item, pointer, label),
+        }
+        place = item.get("place")
+        place = self.place(place, f"{pointer}/place", label) if place else None
+        participants = []
+        for index, entry in enumerate(item.get("participants") or []):
+            where = f"{pointer}/participants/{index}"
+            if not isinstance(entry, dict):
+                self.problem(where, "expected {actor: ..., role: ...}.", label=label)
+                continue
+            actor = self.actor(entry.get("actor"), f"{where}/actor", label)
+            participants.append((actor, entry.get("role") or ""))
+        spans = self.spans(item, pointer, label)
+        self.guard(Event, fields, pointer, label)
+        event = self.written(
+            lambda: event_create(place=place, participants=participants, evidence=spans, **fields),
+            pointer,
+            label,
+            Event,
+        )
+        if item.get("key"):
+            self.events[item["key"]] = event
+        self.report.counts["events"] += 1
+
+    def _statement(self, item: dict, pointer: str, label: str) -> None:
+        fields = {
+            "kind": item.get("kind") or "",
+            "content": item.get("content") or "",
+            "quote": item.get("quote") or "",
+            "stance": item.get("stance") or "",
+            **self.dates(item, pointer, label),
+        }
+
+        def actors(name: str) -> list[Actor | None]:
+            return [
+                self.actor(reference, f"{pointer}/{name}/{index}", label)
+                for index, reference in enumerate(item.get(name) or [])
+            ]
+
+        speaker = self.actor(item.get("speaker"), f"{pointer}/speaker", label)
+        targets, about_actors = actors("targets"), actors("about_actors")
+        about_events = [
+            self.event(key, f"{pointer}/about_events/{index}", label)
+            for index, key in enumerate(item.get("about_events") or [])
+        ]
+        spans = self.spans(item, pointer, label)
+        self.guard(Statement, fields, pointer, label)
+        self.written(
+            lambda: statement_create(
+                speaker=speaker,
+                targets=targets,
+                about_actors=about_actors,
+                about_events=about_events,
+                evidence=spans,
+                **fields,
+            ),
+            pointer,
+            label,
+            Statement,
+        )
+        self.report.counts["statements"] += 1
+
+    # Values ------------------------------------------------------------------------
+
+    def dates(self, item: dict, pointer: str, label: str) -> dict[str, Any]:
+        date = item.get("date")
+        if not isinstance(date, dict):
+            self.problem(
+                f"{pointer}/date",
+                "'date' must give start, end and precision.",
+                hint="For example {start: 2023-11-09, end: 2023-11-09, precision: day}.",
+                label=label,
+            )
+            return {}
+        where = f"{pointer}/date"
+        return {
+            "date_start": self.day(date.get("start"), f"{where}/start", label, first=True),
+            "date_end": self.day(date.get("end"), f"{where}/end", label, first=False),
+            "date_precision": date.get("precision", "day"),
+        }
+
+    def bound(self, value: Any, pointer: str, label: str, name: str) -> dict[str, Any]:
+        """An affiliation's start or end: {date, precision}, both optional."""
+        if value is None:
+            return {"date": None, "precision": DatePrecision.UNKNOWN}
+        if not isinstance(value, dict):
+            self.problem(pointer, f"'{name}' must be {{date: ..., precision: ...}}.", label=label)
+            return {"date": None, "precision": DatePrecision.UNKNOWN}
+        day = self.day(value.get("date"), f"{pointer}/date", label, first=name == "start")
+        return {"date": day, "precision": value.get("precision", DatePrecision.UNKNOWN)}
+
+    def day(self, value: Any, pointer: str, label: str, *, first: bool) -> datetime.date | None:
+        """A bound as written: a date, or at year or month precision the year
+        (1991, "1991") or month ("1991-08"), taken as the period's first or last day."""
+        if value is None or isinstance(value, datetime.date):
+            return value
+        written = isinstance(value, int | str) and not isinstance(value, bool)
+        text = str(value).strip() if written else ""
+        try:
+            if re.fullmatch(r"\d{4}", text):
+                year = int(text)
+                return datetime.date(year, 1, 1) if first else datetime.date(year, 12, 31)
+            if re.fullmatch(r"\d{4}-\d{2}", text):
+                year, month = (int(part) for part in text.split("-"))
+                last = calendar.monthrange(year, month)[1]
+                return datetime.date(year, month, 1 if first else last)
+            return date_from_iso(text)
+        except ValueError as exc:
+            self.problem(
+                pointer,
+                str(exc) if text else f"{value!r} is not a date.",
+                hint="Write YYYY-MM-DD, or a year (1991) or month (1991-08) at that precision.",
+                label=label,
+            )
+            return None
+
+    def spans(self, item: dict, pointer: str, label: str) -> list[Span]:
+        entries = item.get("evidence") or []
+        if not entries:
+            self.problem(
+                f"{pointer}/evidence", "cites no evidence; quote at least one passage.", label=label
+            )
+            return []
+        assert self.source is not None
+        spans = []
+        for index, entry in enumerate(entries):
+            if isinstance(entry, dict):
+                quote, occurrence = entry.get("quote", ""), entry.get("occurrence")
+            else:
+                quote, occurrence = entry, None
+            try:
+                span = span_for_quote(source=self.source, quote=str(quote), occurrence=occurrence)
+                spans.append(span)
+            except ValidationError as exc:
+                self.problem(
+                    f"{pointer}/evidence/{index}",
+                    " ".join(exc.messages),
+                    hint=near_miss(self.text, str(quote)),
+                    label=label,
+                    field="evidence",
+                    code="quote_not_found",
+                )
+        return spans
+
+
+# The annotation's names for model fields, where they differ.
+FIELD_NAMES = {
+    "date_start": "date/start",
+    "date_end": "date/end",
+    "date_precision": "date/precision",
+}
+
+
+def accepted_values(model: Any, name: str) -> str | None:
+    """The values a choice field (or an array of choices, as `context`) accepts."""
+    try:
+        model_field = model._meta.get_field(name)
+    except Exception:
+        return None
+    choices = model_field.choices or getattr(
+        getattr(model_field, "base_field", None), "choices", None
+    )
+    if not choices:
+        return None
+    return "Accepted: " + ", ".join(str(value) for value, _ in choices) + "."
+
+
+# Typographic forms and their plain ones: a quote typed with straight quotes
+# still finds the article's curly ones, and the hint shows the exact text.
+_PLAIN = str.maketrans(
+    {
+        "\u2018": "'",
+        "\u2019": "'",
+        "\u201a": "'",
+        "\u201b": "'",
+        "\u2032": "'",
+        "\u201c": '"',
+        "\u201d": '"',
+        "\u201e": '"',
+        "\u201f": '"',
+        "\u2033": '"',
+        "\u2010": "-",
+        "\u2011": "-",
+        "\u2012": "-",
+        "\u2013": "-",
+        "\u2014": "-",
+        "\u2212": "-",
+        "\u00a0": " ",
+        "\u2009": " ",
+        "\u202f": " ",
+    }
+)
+
+
+def _normalized(text: str) -> tuple[str, list[int]]:
+    """`text` with typographic characters made plain, whitespace runs made one
+    space and case folded, and for each character kept its offset in `text`."""
+    out, offsets = [], []
+    previous_space = False
+    for offset, char in enumerate(text.translate(_PLAIN)):
+        if char.isspace():
+            if previous_space:
+                continue
+            char, previous_space = " ", True
+        else:
+            previous_space = False
+        for folded_char in char.casefold():
+            out.append(folded_char)
+            offsets.append(offset)
+    return "".join(out), offsets
+
+
+def near_miss(text: str, quote: str) -> str | None:
+    """A hint for a quote not found as written: the passage of `text` it
+    matches once quotes, apostrophes, dashes, spaces and case are set aside,
+    or the longest stretch of it that `text` holds."""
+    if not quote.strip():
+        return None
+    plain_text, offsets = _normalized(text)
+    plain_quote, _ = _normalized(quote.strip())
+    position = plain_text.find(plain_quote)
+    if position != -1:
+        start = offsets[position]
+        end = offsets[position + len(plain_quote) - 1] + 1
+        return f"The text has “{text[start:end]}” at [{start}:{end}]; quote it exactly."
+    matcher = difflib.SequenceMatcher(None, plain_text, plain_quote, autojunk=False)
+    match = matcher.find_longest_match(0, len(plain_text), 0, len(plain_quote))
+    if match.size < max(8, len(plain_quote) // 3):
+        return None
+    start = offsets[match.a]
+    end = offsets[match.a + match.size - 1] + 1
+    return f"The closest passage is “{text[start:end]}” at [{start}:{end}]."
 
 
 def read_document(path: Path) -> tuple[datetime.date, str]:
@@ -91,215 +863,3 @@ def read_document(path: Path) -> tuple[datetime.date, str]:
 
 def annotation_path_for(document: Path) -> Path:
     return document.with_suffix(".yaml")
-
-
-def load_document(document: Path, annotation: Path | None = None) -> LoadResult:
-    """Load `document` and its annotation in one transaction.
-
-    A source whose text is already stored (same sha256) is left as it is, so
-    loading twice changes nothing. Actors and places are matched by key and
-    created only when missing. Any error leaves the database untouched.
-    """
-    published_on, text = read_document(document)
-    existing = Source.objects.with_text(text).first()
-    if existing is not None:
-        return LoadResult(source=existing, created=False)
-    annotation = annotation or annotation_path_for(document)
-    try:
-        data = yaml.safe_load(annotation.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DocumentError(f"{document.name}: no annotation file {annotation.name}.") from None
-    except yaml.YAMLError as exc:
-        raise DocumentError(f"{annotation.name}: not valid YAML: {exc}") from None
-    if not isinstance(data, dict) or data.get("format") != ANNOTATION_FORMAT:
-        raise DocumentError(f"{annotation.name}: expected 'format: {ANNOTATION_FORMAT}'.")
-    try:
-        with transaction.atomic():
-            return _Loader(data, text=text, published_on=published_on).load()
-    except IntegrityError as exc:
-        raise DocumentError(f"{annotation.name}: the database refused the data: {exc}") from None
-
-
-class _Loader:
-    def __init__(self, data: dict[str, Any], *, text: str, published_on: datetime.date):
-        self.data = data
-        self.text = text
-        self.published_on = published_on
-        self.actors: dict[str, Actor] = {}
-        self.places: dict[str, Place] = {}
-        self.events: dict[str, Event] = {}
-        self.counts = dict.fromkeys(SECTION_FIELDS, 0)
-
-    def load(self) -> LoadResult:
-        meta = self.data.get("source") or {}
-        self.source = source_create(
-            text=self.text,
-            published_on=self.published_on,
-            title=meta.get("title") or "",
-            publisher=meta.get("publisher") or "",
-            url=meta.get("url") or "",
-            language=meta.get("language") or "en",
-        )
-        for section in SECTION_FIELDS:
-            handler: Callable[[dict], None] = getattr(self, f"_{section[:-1]}")
-            items = self.data.get(section) or []
-            if not isinstance(items, list):
-                raise DocumentError(f"{section}: expected a list.")
-            for index, item in enumerate(items):
-                label = f"{section}[{index}]"
-                if isinstance(item, dict) and item.get("key"):
-                    label += f" ({item['key']})"
-                if not isinstance(item, dict):
-                    raise DocumentError(f"{label}: expected a mapping.")
-                unknown = set(item) - SECTION_FIELDS[section]
-                if unknown:
-                    raise DocumentError(f"{label}: unknown fields {sorted(unknown)}.")
-                try:
-                    handler(item)
-                except ValidationError as exc:
-                    raise DocumentError(f"{label}: {_messages(exc)}") from None
-                except KeyError as exc:
-                    raise DocumentError(f"{label}: missing or unknown {exc.args[0]!r}.") from None
-                except DocumentError as exc:
-                    raise DocumentError(f"{label}: {exc}") from None
-        return LoadResult(source=self.source, created=True, counts=self.counts)
-
-    # One method per section, named for the singular.
-
-    def _actor(self, item: dict) -> None:
-        key = item["key"]
-        actor = Actor.objects.filter(slug=key).first()
-        if actor is None:
-            actor = actor_create(
-                slug=key,
-                name=item["name"],
-                kind=item["kind"],
-                country=item.get("country") or "",
-                sector=item.get("sector") or "",
-                description=item.get("description") or "",
-                aliases=item.get("aliases") or [],
-                identifiers=item.get("identifiers") or {},
-            )
-            self.counts["actors"] += 1
-        self.actors[key] = actor
-
-    def _place(self, item: dict) -> None:
-        key = item["key"]
-        place = Place.objects.filter(slug=key).first()
-        if place is None:
-            place = place_create(
-                slug=key,
-                name=item["name"],
-                kind=item["kind"],
-                country=item.get("country") or "",
-                latitude=item.get("latitude"),
-                longitude=item.get("longitude"),
-                geonames_id=item.get("geonames_id"),
-            )
-            self.counts["places"] += 1
-        self.places[key] = place
-
-    def _affiliation(self, item: dict) -> None:
-        """An affiliation already on record (same member, organisation, role and
-        start) gains this document's evidence instead of being repeated."""
-        start, end = item.get("start") or {}, item.get("end") or {}
-        member, organization = self.actor(item["member"]), self.actor(item["organization"])
-        existing = Affiliation.objects.filter(
-            member=member,
-            organization=organization,
-            role=item["role"],
-            start_date=start.get("date"),
-        ).first()
-        if existing is not None:
-            evidence_attach(record=existing, spans=self.spans(item))
-            return
-        affiliation_create(
-            member=member,
-            organization=organization,
-            role=item["role"],
-            start_date=start.get("date"),
-            start_precision=start.get("precision", "unknown"),
-            end_date=end.get("date"),
-            end_precision=end.get("precision", "unknown"),
-            evidence=self.spans(item),
-        )
-        self.counts["affiliations"] += 1
-
-    def _event(self, item: dict) -> None:
-        place = item.get("place")
-        event = event_create(
-            type=item["type"],
-            title=item["title"],
-            summary=item.get("summary") or "",
-            mode=item.get("mode") or "",
-            context=item.get("context") or [],
-            status=item.get("status", "occurred"),
-            place=self.places[place] if place else None,
-            place_text=item.get("place_text") or "",
-            participants=[
-                (self.actor(p["actor"]), p["role"]) for p in item.get("participants") or []
-            ],
-            evidence=self.spans(item),
-            **self.dates(item),
-        )
-        if item.get("key"):
-            self.events[item["key"]] = event
-        self.counts["events"] += 1
-
-    def _statement(self, item: dict) -> None:
-        statement_create(
-            speaker=self.actor(item["speaker"]),
-            kind=item["kind"],
-            content=item["content"],
-            quote=item.get("quote") or "",
-            stance=item.get("stance") or "",
-            targets=[self.actor(key) for key in item.get("targets") or []],
-            about_actors=[self.actor(key) for key in item.get("about_actors") or []],
-            about_events=[self.events[key] for key in item.get("about_events") or []],
-            evidence=self.spans(item),
-            **self.dates(item),
-        )
-        self.counts["statements"] += 1
-
-    def actor(self, key: str) -> Actor:
-        if key not in self.actors:
-            raise DocumentError(f"unknown actor {key!r} (declare it under actors).")
-        return self.actors[key]
-
-    def dates(self, item: dict) -> dict[str, Any]:
-        date = item.get("date")
-        if not isinstance(date, dict):
-            raise DocumentError("'date' must give start, end and precision.")
-        return {
-            "date_start": date.get("start"),
-            "date_end": date.get("end"),
-            "date_precision": date.get("precision", "day"),
-        }
-
-    def spans(self, item: dict) -> list[Span]:
-        entries = item.get("evidence") or []
-        if not entries:
-            raise DocumentError("cites no evidence; quote at least one passage.")
-        spans = []
-        for entry in entries:
-            quote, occurrence = (
-                (entry, None)
-                if isinstance(entry, str)
-                else (
-                    entry.get("quote", ""),
-                    entry.get("occurrence"),
-                )
-            )
-            try:
-                spans.append(span_for_quote(source=self.source, quote=quote, occurrence=occurrence))
-            except ValidationError as exc:
-                raise DocumentError(f"evidence: {_messages(exc)}") from None
-        return spans
-
-
-def _messages(exc: ValidationError) -> str:
-    if hasattr(exc, "error_dict"):
-        return "; ".join(
-            f"{name}: {' '.join(messages)}" for name, messages in exc.message_dict.items()
-        )
-    return " ".join(exc.messages)

@@ -5,6 +5,7 @@ of a record without further calls; write serializers (`EventWriteSerializer`,
 ...) take ids and validate input before the services store it.
 """
 
+from django.conf import settings
 from django.db.models import Prefetch
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
@@ -13,6 +14,7 @@ from rest_framework import serializers
 
 from actors.models import Actor
 from actors.serializers import ActorRefSerializer
+from events.documents import ANNOTATION_FORMAT, SECTION_FIELDS
 from events.models import (
     Event,
     EventParticipant,
@@ -26,6 +28,8 @@ from events.models import (
 from ledger.api.serializers import (
     DatedInputMixin,
     IdField,
+    IsoDateField,
+    StrictCharField,
     StrictInputMixin,
     absolute_url,
 )
@@ -440,3 +444,80 @@ class StatementWriteSerializer(StrictInputMixin, DatedInputMixin, serializers.Mo
             "review_status",
             "evidence",
         ]
+
+
+# Documents --------------------------------------------------------------------
+
+
+class DocumentWriteSerializer(StrictInputMixin, serializers.Serializer):
+    """A source document with its annotation, to store in one go."""
+
+    text = StrictCharField(
+        trim_whitespace=False, help_text="The document's full text, as published."
+    )
+    published_on = IsoDateField(required=False, allow_null=True)
+    annotation = serializers.JSONField(
+        help_text="What the document reports, in the annotation format of fixtures/README.md "
+        "(`format: event-ledger-annotation/1`, then source, actors, places, affiliations, "
+        "events and statements, each citing its evidence by quoting the text). Actors and "
+        "places are found among those stored (by identifier, slug, then name or alias) or "
+        "created; a reference may name a stored record by id, slug or identifier "
+        "(`wikidata:Q399`)."
+    )
+
+    def validate_annotation(self, value):
+        if not isinstance(value, dict) or value.get("format") != ANNOTATION_FORMAT:
+            raise serializers.ValidationError(f"Give an object with format: {ANNOTATION_FORMAT}.")
+        limit = settings.API_MAX_LIST_ITEMS * 10
+        for section in SECTION_FIELDS:
+            items = value.get(section)
+            if isinstance(items, list) and len(items) > limit:
+                raise serializers.ValidationError(
+                    f"At most {limit} {section} per document; this one has {len(items)}."
+                )
+        return value
+
+
+class DocumentProblemSerializer(serializers.Serializer):
+    pointer = serializers.CharField(help_text="JSON pointer into the request body.")
+    detail = serializers.CharField()
+    code = serializers.CharField()
+    hint = serializers.CharField(
+        required=False, help_text="How to fix it, where the service can tell."
+    )
+
+
+class DocumentMatchSerializer(serializers.Serializer):
+    pointer = serializers.CharField()
+    key = serializers.CharField(help_text="The declaration's key in the annotation.")
+    id = serializers.IntegerField(help_text="The stored record it was found to be.")
+    by = serializers.CharField(help_text="identifier <scheme>:<value>, slug, name or alias.")
+
+
+class DocumentAdditionSerializer(serializers.Serializer):
+    pointer = serializers.CharField()
+    id = serializers.IntegerField(help_text="The stored record that gains it.")
+    field = serializers.CharField()
+    added = serializers.JSONField()
+
+
+class DocumentSuggestionSerializer(serializers.Serializer):
+    pointer = serializers.CharField()
+    detail = serializers.CharField()
+
+
+class DocumentReportSerializer(serializers.Serializer):
+    """What storing a document did, or (dry run) would do."""
+
+    dry_run = serializers.BooleanField()
+    valid = serializers.BooleanField(help_text="Whether the document can be stored as it is.")
+    source = serializers.URLField(
+        allow_null=True, help_text="The stored source (null on a dry run or with problems)."
+    )
+    counts = serializers.DictField(
+        child=serializers.IntegerField(), help_text="Records created (or to be), per section."
+    )
+    matched = DocumentMatchSerializer(many=True)
+    additions = DocumentAdditionSerializer(many=True)
+    suggestions = DocumentSuggestionSerializer(many=True)
+    problems = DocumentProblemSerializer(many=True)

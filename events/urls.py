@@ -1,7 +1,13 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from events.views import EventExportView, EventViewSet, PlaceViewSet, StatementViewSet
+from events.views import (
+    DocumentView,
+    EventExportView,
+    EventViewSet,
+    PlaceViewSet,
+    StatementViewSet,
+)
 from ledger.views import ChangeFeedView
 
 # Path converters: an id is an int, so any other segment is an unknown URL (404).
@@ -12,6 +18,7 @@ router.register("places", PlaceViewSet, basename="place")
 
 urlpatterns = [
     path("changes/", ChangeFeedView.as_view(), name="change-list"),
+    path("documents/", DocumentView.as_view(), name="document-list"),
     path("events/export", EventExportView.as_view(), name="event-export"),
     *router.urls,
 ]

@@ -1,12 +1,15 @@
-"""API views of places, events and statements, and the event export."""
+"""API views of places, events and statements, the event export, and the
+documents endpoint."""
 
 import contextlib
 import json
 
+import pghistory
 import psycopg.errors
 from django.conf import settings
 from django.db import OperationalError, connection, transaction
-from django.http import Http404, StreamingHttpResponse
+from django.http import Http404, HttpResponse, StreamingHttpResponse
+from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -16,12 +19,14 @@ from drf_spectacular.utils import (
 )
 from rest_framework import exceptions, status
 from rest_framework.generics import GenericAPIView
-from rest_framework.permissions import AllowAny
+from rest_framework.permissions import AllowAny, BasePermission
 from rest_framework.renderers import BaseRenderer
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.throttling import BaseThrottle
+from rest_framework.views import APIView
 
+from events.documents import import_document
 from events.export import FORMATS as EXPORT_FORMATS
 from events.export import (
     BoundedExport,
@@ -42,6 +47,8 @@ from events.filters import (
 from events.models import Event, Place, Statement
 from events.representations import EventShaper, fetch_rows, json_response, plain
 from events.serializers import (
+    DocumentReportSerializer,
+    DocumentWriteSerializer,
     EventSerializer,
     EventWriteSerializer,
     PlaceSerializer,
@@ -60,9 +67,11 @@ from events.services import (
     statement_delete,
     statement_update,
 )
+from ledger.api import idempotency
 from ledger.api.conditional import etag_matches, revision_etag
-from ledger.api.errors import InvalidQuery, ServiceUnavailable
+from ledger.api.errors import PROBLEM_TYPE_BASE, InvalidQuery, ServiceUnavailable, problem_response
 from ledger.api.filters import FilterBackend, StrictQueryMixin
+from ledger.api.parsers import StrictJSONParser, YAMLParser
 from ledger.api.throttling import SearchThrottle
 from ledger.api.viewsets import (
     DATE_ORDERINGS,
@@ -70,6 +79,7 @@ from ledger.api.viewsets import (
     RevisionedViewSet,
     crud_docs,
 )
+from ledger.context import record_api_context
 
 # The views that search (`q`): counted by the search throttle besides the others.
 SEARCH_THROTTLES = [*api_settings.DEFAULT_THROTTLE_CLASSES, SearchThrottle]
@@ -419,3 +429,120 @@ class EventExportView(StrictQueryMixin, GenericAPIView):
             ids_sql = " UNION ".join(f"SELECT k.id FROM ({sql}) k" for sql, _ in parts)
             ids_params = [param for _, params in parts for param in params]
         return stream(export_query(ids_sql, ids_params, fmt, origin))
+
+
+class CanImportDocuments(BasePermission):
+    """Storing a document creates sources, evidence, actors, places, events,
+    statements and affiliations, and may add to stored actors and places: it
+    takes a curator's permissions."""
+
+    required = (
+        "sources.add_source",
+        "sources.add_evidence",
+        "actors.add_actor",
+        "actors.change_actor",
+        "actors.add_affiliation",
+        "events.add_place",
+        "events.change_place",
+        "events.add_event",
+        "events.add_statement",
+    )
+
+    def has_permission(self, request, view) -> bool:
+        return bool(request.user.is_authenticated and request.user.has_perms(self.required))
+
+
+class DocumentView(StrictQueryMixin, APIView):
+    """A source document and everything its annotation describes, stored in one
+    transaction; `?dry_run=true` checks it all and stores nothing."""
+
+    permission_classes = [CanImportDocuments]
+    parser_classes = [StrictJSONParser, YAMLParser]
+    http_method_names = ["post", "options"]
+    query_parameters = {"post": ("dry_run",)}
+
+    @extend_schema(
+        operation_id="documents_create",
+        summary="Store a document with its annotation",
+        description="One request carries a source's text and its annotation (JSON; the "
+        "same body as YAML is accepted with `Content-Type: application/yaml`). Every item "
+        "is checked and every problem reported at once, each with a JSON pointer into "
+        "the body and, where the service can tell, a hint: the passage a quote nearly matches, the "
+        "values a field accepts. Actors and places are found among those stored by "
+        "identifier, slug, then exact name or alias (case and diacritics aside); what "
+        "the annotation adds to them (aliases, identifiers, a missing description) is "
+        "added and reported, a different value for what they hold is a problem naming "
+        "both records, and a near match is only suggested. With problems nothing is "
+        "stored (400); with `dry_run=true` nothing is stored either, and the report "
+        "says what would be (200). History records the writes as `via: import`; the "
+        "change feed has one entry per record.",
+        parameters=[
+            OpenApiParameter(
+                "dry_run",
+                bool,
+                description="true: check everything, store nothing, answer with the report.",
+            )
+        ],
+        # YAML is accepted too, but not declared: the generated SDKs speak JSON.
+        request={"application/json": DocumentWriteSerializer},
+        responses={201: DocumentReportSerializer, 200: DocumentReportSerializer},
+    )
+    def post(self, request):
+        dry_run = _boolean(request.query_params.get("dry_run", "false"), "dry_run")
+        return idempotency.run_once(
+            request, lambda: self.store(request, dry_run=dry_run), self.handle_exception
+        )
+
+    def store(self, request, *, dry_run: bool) -> HttpResponse:
+        serializer = DocumentWriteSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        with transaction.atomic():
+            record_api_context(request)
+            pghistory.context(via="import")
+            report = import_document(
+                text=data["text"],
+                annotation=data["annotation"],
+                published_on=data.get("published_on"),
+                dry_run=dry_run,
+                root="/annotation",
+            )
+        source = None
+        if report.created and report.source is not None:
+            source = request.build_absolute_uri(
+                reverse("source-detail", kwargs={"pk": report.source.pk})
+            )
+        body = DocumentReportSerializer(
+            {
+                "dry_run": dry_run,
+                "valid": not report.problems,
+                "source": source,
+                "counts": report.counts,
+                "matched": report.matched,
+                "additions": report.additions,
+                "suggestions": report.suggestions,
+                "problems": [problem.as_dict() for problem in report.problems],
+            }
+        ).data
+        if report.problems and not dry_run:
+            return problem_response(
+                400,
+                "Invalid request",
+                f"The document has {len(report.problems)} problem(s); nothing was stored. "
+                "Send it with ?dry_run=true to check it without storing anything.",
+                type_=PROBLEM_TYPE_BASE + "validation-error",
+                instance=request.path,
+                errors=body["problems"],
+                suggestions=body["suggestions"],
+            )
+        if dry_run:
+            return Response(body)
+        return Response(body, status=status.HTTP_201_CREATED, headers={"Location": source})
+
+
+def _boolean(raw: str, name: str) -> bool:
+    if raw.lower() in ("true", "1"):
+        return True
+    if raw.lower() in ("false", "0"):
+        return False
+    raise InvalidQuery({name: ["Use true or false."]})

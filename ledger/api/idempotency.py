@@ -11,6 +11,8 @@ import datetime
 import hashlib
 import json
 import re
+from collections.abc import Callable
+from typing import Any
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
@@ -50,6 +52,29 @@ def ttl() -> datetime.timedelta:
 def request_hash(request) -> str:
     canonical = json.dumps(request.data, sort_keys=True, cls=DjangoJSONEncoder)
     return hashlib.sha256(f"{request.path}\n{canonical}".encode()).hexdigest()
+
+
+def run_once(request, run: Callable[[], Any], handle_exception: Callable[[Exception], Any]):
+    """Answer a creating request once per `Idempotency-Key`: a retry with the
+    same key and body gets the first answer again (problems included, as
+    `handle_exception` renders them), without running `run` twice. Without the
+    header, `run` just runs."""
+    key = request.headers.get(HEADER)
+    if key is None:
+        return run()
+    stored = claim(request, key)
+    if stored is not None:
+        return replay(stored)
+    try:
+        response = run()
+    except Exception as exc:
+        try:
+            response = handle_exception(exc)  # a problem answer, stored like any other
+        except Exception:
+            release(request, key)
+            raise
+    record(request, key, response)
+    return response
 
 
 def claim(request, key: str) -> IdempotencyKey | None:

@@ -1,14 +1,16 @@
-"""Strict JSON parsing: bounded nesting, no NUL characters."""
+"""Strict JSON parsing (bounded nesting, no NUL characters), and YAML for the
+views that take it."""
 
 import json
 import re
 from itertools import accumulate
 from typing import Any
 
+import yaml
 from rest_framework import exceptions
 
 # get_encoding is in DRF (3.15 on) but not in its stubs.
-from rest_framework.parsers import JSONParser, get_encoding  # type: ignore[attr-defined]
+from rest_framework.parsers import BaseParser, JSONParser, get_encoding  # type: ignore[attr-defined]
 from rest_framework.utils.json import strict_constant
 
 # Parsing --------------------------------------------------------------------
@@ -77,3 +79,57 @@ def _contains_nul(value: Any) -> bool:
         elif isinstance(item, list):
             pending.extend(item)
     return False
+
+
+class SafeYAMLLoader(yaml.SafeLoader):
+    """YAML's safe loader without aliases (`&a` ... `*a`): a body has no use for
+    them, and a few nested ones can expand a small text enormously."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            raise yaml.composer.ComposerError(
+                None, None, "aliases (*name) are not accepted", self.peek_event().start_mark
+            )
+        return super().compose_node(parent, index)
+
+
+def load_yaml(text: str) -> Any:
+    """Parse YAML text with SafeYAMLLoader; yaml.YAMLError (or ValueError for
+    a body nested too deep) says what is wrong."""
+    try:
+        return yaml.load(text, Loader=SafeYAMLLoader)
+    except RecursionError:
+        raise ValueError(f"nested more than {MAX_JSON_DEPTH} levels deep") from None
+
+
+class YAMLParser(BaseParser):
+    """YAML bodies (`application/yaml`), for the views that list this parser:
+    the same limits as JSON (depth, no NUL), no aliases."""
+
+    media_type = "application/yaml"
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        encoding = get_encoding(parser_context or {})
+        try:
+            data = load_yaml(stream.read().decode(encoding))
+        except (UnicodeDecodeError, ValueError, yaml.YAMLError) as exc:
+            raise exceptions.ParseError(f"YAML parse error - {exc}") from None
+        if _depth(data) > MAX_JSON_DEPTH:
+            raise exceptions.ParseError(
+                f"The YAML body is nested more than {MAX_JSON_DEPTH} levels."
+            )
+        if _contains_nul(data):
+            raise exceptions.ParseError("YAML strings must not contain NUL characters.")
+        return data
+
+
+def _depth(value: Any) -> int:
+    """How deep lists and mappings nest in a parsed value (iteratively)."""
+    deepest, pending = 0, [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, depth)
+            children = item.values() if isinstance(item, dict) else item
+            pending.extend((child, depth + 1) for child in children)
+    return deepest

@@ -258,22 +258,9 @@ class RevisionedViewSet(StrictQueryMixin, viewsets.ModelViewSet):
         return Response(self.render(instance), headers={"ETag": revision_etag(instance.revision)})
 
     def create(self, request, *args, **kwargs):
-        key = request.headers.get(idempotency.HEADER)
-        if key is None:
-            return self.create_once(request)
-        stored = idempotency.claim(request, key)
-        if stored is not None:
-            return idempotency.replay(stored)
-        try:
-            response = self.create_once(request)
-        except Exception as exc:
-            try:
-                response = self.handle_exception(exc)  # a problem answer, stored like any other
-            except Exception:
-                idempotency.release(request, key)
-                raise
-        idempotency.record(request, key, response)
-        return response
+        return idempotency.run_once(
+            request, lambda: self.create_once(request), self.handle_exception
+        )
 
     def create_once(self, request):
         serializer = self.get_serializer(data=request.data)

@@ -219,7 +219,7 @@ def test_an_error_late_in_the_file_rolls_back_everything_before_it(tmp_path):
     ("change", "expected"),
     [
         (("speaker: azerbaijan", "speaker: atlantis"), r"unknown actor 'atlantis'"),
-        (("place: brussels", "place: paris"), r"missing or unknown 'paris'"),
+        (("place: brussels", "place: paris"), r"unknown place 'paris' \(declare it under places\)"),
         (("    quote: constructive", "    quoted: constructive"), r"unknown fields \['quoted'\]"),
         (("format: event-ledger-annotation/1", "format: other"), r"expected 'format: "),
         (

@@ -1,0 +1,282 @@
+"""Finding the actors and places an annotation names among those stored.
+
+The same rules serve the documents endpoint, `manage.py seed` and the admin's
+document import: an actor is found by an identifier (any scheme), then by its
+slug, then by its exact name or one of its aliases, case and diacritics aside.
+A near match that is not exact is only suggested, never taken. A record found
+gains what the annotation adds (new aliases and identifiers, a description
+where it has none); a different value for what it already has is a conflict,
+reported with both records named.
+"""
+
+import difflib
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db.models import F, Func, Q, Value
+from django.db.models.functions import Lower
+
+from actors.models import IDENTIFIER_SCHEMES, Actor, ActorAlias, normalized_identifier
+from events.models import Place
+
+_NOT_WORD = re.compile(r"[\W_]+")
+SUGGESTION_CUTOFF = 0.8
+
+
+def folded(text: str) -> str:
+    """`text` without case, diacritics or repeated spaces: how names compare."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    bare = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return " ".join(bare.casefold().split())
+
+
+def loose(text: str) -> str:
+    """Letters and digits only, folded: "U.S.A." and "usa" look alike."""
+    return _NOT_WORD.sub("", folded(text))
+
+
+def describe(record: Actor | Place) -> str:
+    """A record as a curator recognises it: slug, name and identifiers."""
+    label = f"`{record.slug}` ({record.name}, id {record.pk}"
+    if isinstance(record, Actor):
+        for scheme, value in record.identifiers.values_list("scheme", "value"):
+            label += f", {scheme} {value}"
+    elif record.geonames_id:
+        label += f", geonames {record.geonames_id}"
+    return label + ")"
+
+
+@dataclass
+class Found:
+    """What resolution decided for one declaration."""
+
+    record: Any = None  # the stored record, or None: a new one is to be made
+    by: str = ""  # how it was found
+    additions: dict[str, Any] = field(default_factory=dict)  # field -> what to add
+    conflicts: list[tuple[str, str]] = field(default_factory=list)  # (field, message)
+    suggestions: list[str] = field(default_factory=list)
+
+
+# Actors -------------------------------------------------------------------------
+
+
+def actor_by_reference(reference: Any) -> Actor | None:
+    """An existing actor named by id (a number), identifier (`wikidata:Q399`)
+    or slug; None when there is none."""
+    if isinstance(reference, bool):
+        return None
+    if isinstance(reference, int) or (isinstance(reference, str) and reference.isdigit()):
+        return Actor.objects.filter(pk=int(reference)).first()
+    if not isinstance(reference, str):
+        return None
+    scheme, _, value = reference.partition(":")
+    if value and scheme in IDENTIFIER_SCHEMES:
+        try:
+            scheme, value = normalized_identifier(scheme, value)
+        except Exception:  # not of the scheme's form: no actor holds it
+            return None
+        return Actor.objects.with_identifier(scheme, value).first()
+    return Actor.objects.filter(slug=reference).first()
+
+
+def find_actor(declaration: dict) -> Found:
+    """Resolve an actor declaration (key, name, aliases, identifiers, ...)."""
+    identifiers = {}
+    for scheme, value in (declaration.get("identifiers") or {}).items():
+        try:
+            scheme, value = normalized_identifier(str(scheme), str(value))
+        except Exception:
+            continue  # reported when the record is written
+        identifiers[scheme] = value
+    found = Found()
+    holders = {}
+    for scheme, value in identifiers.items():
+        holder = Actor.objects.with_identifier(scheme, value).first()
+        if holder is not None:
+            holders[(scheme, value)] = holder
+    distinct = {holder.pk: holder for holder in holders.values()}
+    if len(distinct) > 1:
+        named = "; ".join(
+            f"{scheme} {value} is held by {describe(holder)}"
+            for (scheme, value), holder in holders.items()
+        )
+        found.conflicts.append(("identifiers", f"The identifiers name different actors: {named}."))
+        return found
+    if distinct:
+        (scheme, value), holder = next(iter(holders.items()))
+        found.record, found.by = holder, f"identifier {scheme}:{value}"
+    elif declaration.get("key") and (
+        actor := Actor.objects.filter(slug=declaration["key"]).first()
+    ):
+        found.record, found.by = actor, "slug"
+    else:
+        found.record, found.by = _actor_by_name(declaration)
+    if found.record is None:
+        found.suggestions = _actor_suggestions(declaration)
+        return found
+    _merge_actor(found, declaration, identifiers)
+    return found
+
+
+def _actor_by_name(declaration: dict) -> tuple[Actor | None, str]:
+    names = [declaration.get("name") or "", *(declaration.get("aliases") or [])]
+    wanted = sorted({folded(str(name)) for name in names if name})
+    if not wanted:
+        return None, ""
+    by_name = Actor.objects.alias(folded_name=_folded_sql("name")).filter(folded_name__in=wanted)
+    by_alias = ActorAlias.objects.alias(folded_name=_folded_sql("name")).filter(
+        folded_name__in=wanted
+    )
+    for actor in by_name.order_by("id")[:5]:
+        if folded(actor.name) in wanted:
+            return actor, "name"
+    for alias in by_alias.select_related("actor").order_by("actor_id")[:5]:
+        if folded(alias.name) in wanted:
+            return alias.actor, "alias"
+    return None, ""
+
+
+# Latin letters with diacritics and their base letters: PostgreSQL's translate()
+# folds a column as folded() folds a Python string, without the unaccent extension.
+_ACCENTED = "àáâãäåāăąçćĉċčďđèéêëēĕėęěĝğġģĥìíîïĩīĭįĵķĺļľłñńņňòóôõöōŏőŕŗřśŝşšţťùúûüũūŭůűųŵýÿŷźżž"
+_BASE = "".join(folded(letter) for letter in _ACCENTED)  # one letter each
+
+
+def _folded_sql(column: str) -> Func:
+    return Func(Lower(F(column)), Value(_ACCENTED), Value(_BASE), function="translate")
+
+
+def _actor_suggestions(declaration: dict) -> list[str]:
+    name = str(declaration.get("name") or declaration.get("key") or "")
+    target = loose(name)
+    if not target:
+        return []
+    head = name.strip()[:2]
+    candidates = Actor.objects.filter(
+        Q(name__istartswith=head)
+        | Q(slug__istartswith=head.lower())
+        | Q(aliases__name__istartswith=head)
+    ).distinct()[:200]
+    suggestions = []
+    for actor in candidates:
+        forms = [actor.name, actor.slug, *actor.aliases.values_list("name", flat=True)]
+        score = max(difflib.SequenceMatcher(None, target, loose(f)).ratio() for f in forms)
+        if score >= SUGGESTION_CUTOFF:
+            suggestions.append(
+                f"“{name}” looks like existing {describe(actor)}; to use it, refer to it by "
+                f"its slug or an identifier, or give the same identifier here."
+            )
+    return suggestions[:3]
+
+
+def _merge_actor(found: Found, declaration: dict, identifiers: dict[str, str]) -> None:
+    actor: Actor = found.record
+    known_names = {folded(actor.name)} | {
+        folded(a) for a in actor.aliases.values_list("name", flat=True)
+    }
+    new_aliases = []
+    for name in [declaration.get("name"), *(declaration.get("aliases") or [])]:
+        if name and folded(str(name)) not in known_names:
+            new_aliases.append(str(name))
+            known_names.add(folded(str(name)))
+    if new_aliases:
+        found.additions["aliases"] = new_aliases
+    held = dict(actor.identifiers.values_list("scheme", "value"))
+    for scheme, value in identifiers.items():
+        if scheme in held and held[scheme] != value:
+            found.conflicts.append(
+                (
+                    "identifiers",
+                    f"{describe(actor)} has {scheme} {held[scheme]}, the annotation {value}.",
+                )
+            )
+        elif scheme not in held:
+            other = Actor.objects.with_identifier(scheme, value).exclude(pk=actor.pk).first()
+            if other is not None:
+                found.conflicts.append(
+                    ("identifiers", f"{scheme} {value} is held by {describe(other)}.")
+                )
+            else:
+                found.additions.setdefault("identifiers", {})[scheme] = value
+    for name in ("kind", "country", "sector"):
+        value = declaration.get(name)
+        if value and getattr(actor, name) and getattr(actor, name) != value:
+            found.conflicts.append(
+                (name, f"{describe(actor)} has {name} {getattr(actor, name)!r}, not {value!r}.")
+            )
+        elif value and not getattr(actor, name):
+            found.additions[name] = value
+    description = declaration.get("description")
+    if description and not actor.description:
+        found.additions["description"] = description
+    elif description and folded(description) != folded(actor.description):
+        found.conflicts.append(
+            ("description", f"{describe(actor)} has another description: “{actor.description}”.")
+        )
+
+
+def alias_names(actor: Actor) -> list[str]:
+    return list(ActorAlias.objects.filter(actor=actor).values_list("name", flat=True))
+
+
+# Places -------------------------------------------------------------------------
+
+
+def place_by_reference(reference: Any) -> Place | None:
+    """An existing place named by id, `geonames:<id>` or slug."""
+    if isinstance(reference, bool):
+        return None
+    if isinstance(reference, int) or (isinstance(reference, str) and reference.isdigit()):
+        return Place.objects.filter(pk=int(reference)).first()
+    if not isinstance(reference, str):
+        return None
+    scheme, _, value = reference.partition(":")
+    if scheme == "geonames" and value.isdigit():
+        return Place.objects.filter(geonames_id=int(value)).first()
+    return Place.objects.filter(slug=reference).first()
+
+
+def find_place(declaration: dict) -> Found:
+    """Resolve a place declaration: by GeoNames id, slug, then exact name in
+    the same country."""
+    found = Found()
+    geonames = declaration.get("geonames_id")
+    place = None
+    if isinstance(geonames, int) and not isinstance(geonames, bool):
+        place = Place.objects.filter(geonames_id=geonames).first()
+        found.by = f"identifier geonames:{geonames}"
+    if place is None and declaration.get("key"):
+        place = Place.objects.filter(slug=declaration["key"]).first()
+        found.by = "slug"
+    if place is None and declaration.get("name"):
+        wanted = folded(str(declaration["name"]))
+        country = declaration.get("country") or ""
+        for candidate in Place.objects.filter(name__iexact=str(declaration["name"]).strip()):
+            if folded(candidate.name) == wanted and (candidate.country or "") == country:
+                place, found.by = candidate, "name"
+                break
+    if place is None:
+        found.by = ""
+        return found
+    found.record = place
+    for name in ("kind", "country", "geonames_id", "latitude", "longitude"):
+        value = declaration.get(name)
+        current = getattr(place, name)
+        if value in (None, ""):
+            continue
+        if current in (None, ""):
+            found.additions[name] = value
+        elif str(current) != str(value) and not _same_number(current, value):
+            found.conflicts.append(
+                (name, f"{describe(place)} has {name} {current}, the annotation {value}.")
+            )
+    return found
+
+
+def _same_number(a: Any, b: Any) -> bool:
+    try:
+        return float(a) == float(b)
+    except (TypeError, ValueError):
+        return False

@@ -1,0 +1,352 @@
+"""POST /api/v1/documents/: a document with its annotation in one request,
+checked in one pass, its actors and places found among those stored."""
+
+import copy
+import datetime
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from django.db import transaction
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from actors.models import Actor
+from events.documents import read_document
+from events.models import Event, Statement
+from ledger.models import Change
+from sources.models import Evidence, Source
+
+pytestmark = pytest.mark.django_db
+
+DOCUMENTS = "/api/v1/documents/"
+BORDER_TALKS = Path(__file__).resolve().parent / "documents" / "border_talks.txt"
+CURATOR = (
+    "add_source",
+    "add_evidence",
+    "add_actor",
+    "change_actor",
+    "add_affiliation",
+    "add_place",
+    "change_place",
+    "add_event",
+    "add_statement",
+)
+
+
+def border_talks() -> dict:
+    published_on, text = read_document(BORDER_TALKS)
+    annotation = yaml.safe_load(BORDER_TALKS.with_suffix(".yaml").read_text())
+    # As a JSON client sends it: dates as text.
+    annotation = json.loads(json.dumps(annotation, default=str))
+    return {"text": text, "published_on": str(published_on), "annotation": annotation}
+
+
+def post(client, body, **query):
+    suffix = "?" + "&".join(f"{k}={v}" for k, v in query.items()) if query else ""
+    return client.post(DOCUMENTS + suffix, body, format="json")
+
+
+def counts() -> dict:
+    return {
+        model.__name__: model.objects.count()
+        for model in (Source, Evidence, Actor, Event, Statement, Change)
+    }
+
+
+def test_a_document_is_stored_in_one_request(seeded, token_client):
+    response = post(token_client(*CURATOR), border_talks())
+    assert response.status_code == 201, response.json()
+    body = response.json()
+    assert body["valid"] is True and body["dry_run"] is False and body["problems"] == []
+    assert body["counts"] == {
+        "actors": 0,
+        "places": 1,
+        "affiliations": 0,
+        "events": 1,
+        "statements": 2,
+    }
+    # All four actors are the seed's: found, not repeated.
+    by = {match["key"]: match["by"] for match in body["matched"]}
+    assert by == {
+        "armenia": "identifier wikidata:Q399",
+        "azerbaijan": "identifier wikidata:Q227",
+        "european-union": "slug",
+        "nikol-pashinyan": "slug",
+    }
+    source = Source.objects.get(pk=int(body["source"].rstrip("/").rsplit("/", 1)[1]))
+    assert response["Location"] == body["source"]
+    assert source.published_on == datetime.date(2024, 3, 15)
+    talks = Event.objects.get(title__contains="Brussels")
+    assert talks.evidence.count() == 3 and talks.participants.count() == 3
+    # History says how it came, and the feed has one entry per record created.
+    entry = talks.snapshots.get()
+    assert entry.pgh_context.metadata["via"] == "import"
+    assert Change.objects.filter(resource="events", object_id=talks.pk).count() == 1
+    assert Change.objects.filter(resource="sources", object_id=source.pk).count() == 1
+
+
+def test_a_dry_run_reports_and_stores_nothing(seeded, token_client):
+    before = counts()
+    response = post(token_client(*CURATOR), border_talks(), dry_run="true")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["dry_run"] is True and body["valid"] is True and body["source"] is None
+    assert body["counts"]["events"] == 1 and body["counts"]["statements"] == 2
+    assert counts() == before
+
+
+def test_every_problem_is_reported_at_once_with_pointers_and_hints(seeded, token_client):
+    document = border_talks()
+    events = document["annotation"]["events"]
+    events[0]["type"] = "NEGOTIATE"
+    # Straight quotes and another case where the text has curly quotes.
+    statements = document["annotation"]["statements"]
+    statements[0]["evidence"] = [
+        'armenian Prime Minister Nikol Pashinyan called the talks "constructive"'
+    ]
+    statements[1]["date"] = {"start": "2024-02-30", "end": None, "precision": "day"}
+    document["annotation"]["places"][0]["kind"] = "village-ish"
+    before = counts()
+    response = post(token_client(*CURATOR), document)
+    assert response.status_code == 400
+    problem = response.json()
+    assert problem["detail"].startswith("The document has 7 problem(s); nothing was stored.")
+    errors = {error["pointer"]: error for error in problem["errors"]}
+    assert {pointer: error["code"] for pointer, error in errors.items()} == {
+        "/annotation/places/0/kind": "invalid_choice",
+        "/annotation/events/0/place": "depends_on_problem",
+        "/annotation/events/0/type": "invalid_choice",
+        "/annotation/statements/0/about_events/0": "depends_on_problem",
+        "/annotation/statements/0/evidence/0": "quote_not_found",
+        "/annotation/statements/1/date/start": "invalid",
+        "/annotation/statements/1/about_events/0": "depends_on_problem",
+    }
+    assert errors["/annotation/events/0/type"]["hint"].startswith("Accepted: AGREE, ")
+    assert "city" in errors["/annotation/places/0/kind"]["hint"]
+    text = document["text"]
+    exact = "Armenian Prime Minister Nikol Pashinyan called the talks “constructive”"
+    start = text.index(exact)
+    assert errors["/annotation/statements/0/evidence/0"]["hint"] == (
+        f"The text has “{exact}” at [{start}:{start + len(exact)}]; quote it exactly."
+    )
+    assert "February 2024 has no day 30" in errors["/annotation/statements/1/date/start"]["detail"]
+    assert counts() == before
+
+
+def test_a_problem_in_an_item_names_what_depends_on_it(seeded, token_client):
+    document = border_talks()
+    document["annotation"]["events"][0]["evidence"] = ["Nothing like this is in the text at all"]
+    response = post(token_client(*CURATOR), document)
+    pointers = {error["pointer"]: error["code"] for error in response.json()["errors"]}
+    assert pointers["/annotation/events/0/evidence/0"] == "quote_not_found"
+    assert pointers["/annotation/statements/0/about_events/0"] == "depends_on_problem"
+
+
+def test_actors_are_found_by_identifier_name_or_alias_and_gain_what_is_new(seeded, token_client):
+    document = border_talks()
+    annotation = document["annotation"]
+    actors = annotation["actors"]
+    # Another key, the same Wikidata item: the stored Armenia, which gains an alias.
+    actors[0] = {
+        "key": "hayastan",
+        "name": "Hayastan",
+        "kind": "country",
+        "identifiers": {"wikidata": "Q399"},
+    }
+    # A description where the stored actor has none is added.
+    actors[1]["description"] = "Republic of Azerbaijan."
+    # No identifier and another key: found by its name, case and diacritics aside.
+    actors[3] = {"key": "pm", "name": "NIKOL PASHINYÁN", "kind": "person"}
+    renamed = {"armenia": "hayastan", "nikol-pashinyan": "pm"}
+    for item in annotation["affiliations"] + annotation["statements"]:
+        for field in ("member", "organization", "speaker"):
+            if field in item:
+                item[field] = renamed.get(item[field], item[field])
+    for participant in annotation["events"][0]["participants"]:
+        participant["actor"] = renamed.get(participant["actor"], participant["actor"])
+    response = post(token_client(*CURATOR), document)
+    assert response.status_code == 201, response.json()
+    body = response.json()
+    by = {match["key"]: match["by"] for match in body["matched"]}
+    assert by["hayastan"] == "identifier wikidata:Q399" and by["pm"] == "name"
+    armenia, azerbaijan = Actor.objects.get(slug="armenia"), Actor.objects.get(slug="azerbaijan")
+    added = {(a["id"], a["field"]): a["added"] for a in body["additions"]}
+    assert added == {
+        (armenia.pk, "aliases"): ["Hayastan"],
+        (azerbaijan.pk, "description"): "Republic of Azerbaijan.",
+    }
+    assert "Hayastan" in armenia.aliases.values_list("name", flat=True)
+    assert azerbaijan.description == "Republic of Azerbaijan."
+    assert Actor.objects.count() == 13  # nothing repeated
+    alias = armenia.aliases.get(name="Hayastan")
+    assert alias.snapshots.get().pgh_context.metadata["via"] == "import"
+
+
+def test_a_different_value_for_what_an_actor_holds_is_a_conflict(seeded, token_client):
+    document = border_talks()
+    document["annotation"]["actors"][3]["description"] = "Someone else entirely."
+    response = post(token_client(*CURATOR), document, dry_run="true")
+    [conflict] = [p for p in response.json()["problems"] if p["code"] == "conflict"]
+    assert conflict["pointer"] == "/annotation/actors/3/description"
+    assert "`nikol-pashinyan`" in conflict["detail"]
+
+
+def test_identifiers_of_two_actors_are_a_conflict_naming_both(seeded, token_client):
+    document = border_talks()
+    document["annotation"]["actors"][0]["identifiers"] = {"wikidata": "Q399", "iso3166": "AZE"}
+    response = post(token_client(*CURATOR), document)
+    assert response.status_code == 400
+    [conflict] = [e for e in response.json()["errors"] if e["code"] == "conflict"]
+    assert conflict["pointer"] == "/annotation/actors/0/identifiers"
+    assert "`armenia`" in conflict["detail"] and "`azerbaijan`" in conflict["detail"]
+
+
+def test_a_stored_actor_may_be_referred_to_without_declaring_it(seeded, token_client):
+    document = border_talks()
+    for event in document["annotation"]["events"]:
+        for participant in event["participants"]:
+            if participant["actor"] == "european-union":
+                participant["actor"] = "wikidata:Q458"
+    document["annotation"]["actors"] = [
+        a for a in document["annotation"]["actors"] if a["key"] != "european-union"
+    ]
+    response = post(token_client(*CURATOR), document)
+    assert response.status_code == 201, response.json()
+    talks = Event.objects.get(title__contains="Brussels")
+    assert talks.participants.filter(actor__slug="european-union", role="mediator").exists()
+
+
+def test_a_near_match_is_suggested_and_not_taken(seeded, token_client):
+    document = border_talks()
+    document["annotation"]["actors"].append(
+        {"key": "armenia-2", "name": "Armenija", "kind": "country"}
+    )
+    response = post(token_client(*CURATOR), document, dry_run="true")
+    assert response.status_code == 200
+    suggestions = response.json()["suggestions"]
+    assert any("looks like existing `armenia`" in s["detail"] for s in suggestions)
+    assert response.json()["counts"]["actors"] == 1
+
+
+def test_a_yaml_body_with_a_year_written_as_a_number(seeded, token_client):
+    document = border_talks()
+    document["annotation"]["statements"][1]["date"] = {
+        "start": 2024,
+        "end": 2024,
+        "precision": "year",
+    }
+    response = token_client(*CURATOR).post(
+        DOCUMENTS, yaml.safe_dump(document, allow_unicode=True), content_type="application/yaml"
+    )
+    assert response.status_code == 201, response.json()
+    promise = Statement.objects.get(kind="promise")
+    assert (promise.date_start, promise.date_end) == (
+        datetime.date(2024, 1, 1),
+        datetime.date(2024, 12, 31),
+    )
+
+
+def test_yaml_aliases_are_refused(seeded, token_client):
+    body = "text: &t Some text.\nannotation: {format: event-ledger-annotation/1, title: *t}\n"
+    response = token_client(*CURATOR).post(DOCUMENTS, body, content_type="application/yaml")
+    assert response.status_code == 400
+    assert "aliases" in response.json()["detail"]
+
+
+def test_the_same_text_again_is_a_problem_at_text(seeded, token_client):
+    client = token_client(*CURATOR)
+    assert post(client, border_talks()).status_code == 201
+    response = post(client, border_talks())
+    assert response.status_code == 400
+    [error] = [e for e in response.json()["errors"] if e["pointer"] == "/text"]
+    assert error["detail"].startswith("This text is already stored as source ")
+
+
+def test_a_retry_with_the_same_idempotency_key_is_answered_once(seeded, token_client):
+    client = token_client(*CURATOR)
+    first = client.post(DOCUMENTS, border_talks(), format="json", HTTP_IDEMPOTENCY_KEY="doc-1")
+    again = client.post(DOCUMENTS, border_talks(), format="json", HTTP_IDEMPOTENCY_KEY="doc-1")
+    assert (first.status_code, again.status_code) == (201, 201)
+    assert again.json() == first.json() and again["Idempotent-Replayed"] == "true"
+    assert Source.objects.filter(text=border_talks()["text"]).count() == 1
+
+
+def test_only_curators_store_documents(seeded, api, token_client):
+    assert post(api, border_talks()).status_code == 401
+    assert post(token_client("view_event", "add_event"), border_talks()).status_code == 403
+    assert post(token_client(*CURATOR), border_talks(), dry_run="maybe").status_code == 400
+
+
+def test_an_annotation_without_its_format_line_is_refused(seeded, token_client):
+    document = border_talks()
+    del document["annotation"]["format"]
+    response = post(token_client(*CURATOR), copy.deepcopy(document))
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["pointer"] == "/annotation"
+
+
+# Anything a client may send: never a 500, never a half-written document.
+_scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**40), 2**40),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=12),
+    st.sampled_from(["armenia", "wikidata:Q399", "geonames:1", "2023-11-09", "1991", "day"]),
+)
+_values = st.recursive(
+    _scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=12,
+)
+
+
+@st.composite
+def _mangled_annotations(draw):
+    """The border talks annotation with a few values replaced by anything."""
+    document = border_talks()
+    annotation = document["annotation"]
+    for _ in range(draw(st.integers(1, 4))):
+        section = draw(
+            st.sampled_from(["actors", "places", "affiliations", "events", "statements"])
+        )
+        items = annotation[section]
+        if not items:
+            continue
+        item = items[draw(st.integers(0, len(items) - 1))]
+        field = draw(st.sampled_from([*sorted(item), "identifiers", "aliases", "date", "key"]))
+        item[field] = draw(_values)
+    return document
+
+
+class _Undo(Exception):
+    """Leaves the savepoint of one example, so the next starts from the seed."""
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(document=_mangled_annotations())
+def test_any_annotation_gets_an_answer_and_leaves_nothing_half_written(
+    seeded, token_client, document
+):
+    client = token_client(*CURATOR)
+    before = counts()
+    try:
+        with transaction.atomic():
+            response = post(client, document, dry_run="true")
+            assert response.status_code in (200, 400), response.content
+            assert counts() == before
+            response = post(client, document)
+            assert response.status_code in (201, 400), response.content
+            if response.status_code == 400:
+                assert counts() == before
+            else:
+                assert counts()["Source"] == before["Source"] + 1
+            raise _Undo
+    except _Undo:
+        pass
