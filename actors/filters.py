@@ -44,6 +44,7 @@ class ActorFilterSet(FilterSet):
         help_text="ISO 3166-1 alpha-3 code (or IGO, EUR), any case; repeat for several."
     )
     sector = AnyOfFilter(choices=Sector.choices, help_text="Sector; repeat for several.")
+    slug = filters.CharFilter(help_text="The actor's slug, exactly (e.g. armenia).")
     q = filters.CharFilter(method="filter_q", help_text="Name or alias contains (any case).")
     identifier = IdentifierFilter(
         method="filter_identifier",

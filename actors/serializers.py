@@ -16,7 +16,7 @@ from actors.models import (
     Sector,
     normalized_identifier,
 )
-from ledger.api.serializers import StrictCharField, StrictInputMixin, absolute_url
+from ledger.api.serializers import SLUG_HELP, StrictCharField, StrictInputMixin, absolute_url
 from sources.serializers import EvidenceInputSerializer, EvidenceSerializer
 
 
@@ -183,6 +183,8 @@ class ActorWriteSerializer(StrictInputMixin, serializers.ModelSerializer):
             "aliases",
             "identifiers",
         ]
+        extra_kwargs = {"slug": {"required": False, "help_text": SLUG_HELP}}
+        kept_when_omitted = ("slug",)  # by a full update (RevisionedViewSet)
 
     def validate_aliases(self, aliases):
         if len(aliases) != len(set(aliases)):

@@ -8,14 +8,14 @@ from django.db import transaction
 
 from actors.models import Actor, ActorAlias, ActorIdentifier, Affiliation
 from ledger.models import DatePrecision
-from ledger.services import model_update
+from ledger.services import model_update, unique_slug
 from sources.services import Span, evidence_attach, evidence_replace
 
 
 @transaction.atomic
 def actor_create(
     *,
-    slug: str,
+    slug: str = "",
     name: str,
     kind: str,
     country: str = "",
@@ -24,7 +24,9 @@ def actor_create(
     aliases: Iterable[str] = (),
     identifiers: Mapping[str, str] | None = None,
 ) -> Actor:
-    """Create an actor with its aliases and external identifiers."""
+    """Create an actor with its aliases and external identifiers; without a
+    slug, one is made from the name."""
+    slug = slug or unique_slug(Actor, name)
     actor = Actor(
         slug=slug, name=name, kind=kind, country=country, sector=sector, description=description
     )

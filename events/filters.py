@@ -286,6 +286,7 @@ class StatementFilterSet(DateRangeFilterSet):
 class PlaceFilterSet(FilterSet):
     kind = AnyOfFilter(choices=PlaceKind.choices, help_text="Place kind; repeat for several.")
     country = CountryFilter(help_text="ISO 3166-1 alpha-3 code; repeat for several.")
+    slug = filters.CharFilter(help_text="The place's slug, exactly (e.g. brussels).")
     q = filters.CharFilter(field_name="name", lookup_expr="icontains", help_text="Name contains.")
 
     class Meta:

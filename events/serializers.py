@@ -26,6 +26,7 @@ from events.models import (
     StatementActor,
 )
 from ledger.api.serializers import (
+    SLUG_HELP,
     DatedInputMixin,
     IdField,
     IsoDateField,
@@ -83,6 +84,8 @@ class PlaceWriteSerializer(StrictInputMixin, serializers.ModelSerializer):
     class Meta:
         model = Place
         fields = ["slug", "name", "kind", "country", "latitude", "longitude", "geonames_id"]
+        extra_kwargs = {"slug": {"required": False, "help_text": SLUG_HELP}}
+        kept_when_omitted = ("slug",)  # by a full update (RevisionedViewSet)
 
     def validate(self, attrs):
         instance = self.instance

@@ -21,14 +21,14 @@ from events.models import (
     StatementActorRole,
 )
 from ledger.models import DatePrecision
-from ledger.services import model_update
+from ledger.services import model_update, unique_slug
 from sources.services import Span, evidence_attach, evidence_replace
 
 
 @transaction.atomic
 def place_create(
     *,
-    slug: str,
+    slug: str = "",
     name: str,
     kind: str,
     country: str = "",
@@ -37,7 +37,9 @@ def place_create(
     geonames_id: int | None = None,
 ) -> Place:
     """Create a place; coordinates are stored as decimals, so a float such as
-    50.8503 keeps exactly the digits it was written with."""
+    50.8503 keeps exactly the digits it was written with. Without a slug, one
+    is made from the name."""
+    slug = slug or unique_slug(Place, name)
 
     def decimal(value: Decimal | float | None) -> Decimal | None:
         return None if value is None else Decimal(str(value))

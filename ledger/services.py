@@ -3,6 +3,7 @@
 from typing import Any
 
 from django.db import models
+from django.utils.text import slugify
 
 from ledger.models import Revisioned
 
@@ -35,3 +36,14 @@ def model_update(*, instance: Revisioned, fields: dict[str, Any]) -> bool:
     ]
     instance.save(update_fields=[*changed, *touched])
     return True
+
+
+def unique_slug(model: type[models.Model], text: str, *, max_length: int = 100) -> str:
+    """A slug made from `text` that no row of `model` has: `armenia`, then
+    `armenia-2`, ... (the unique constraint settles a race)."""
+    base = slugify(text)[: max_length - 6].strip("-") or model._meta.model_name or "record"
+    slug, number = base, 1
+    while model._default_manager.filter(slug=slug).exists():
+        number += 1
+        slug = f"{base}-{number}"
+    return slug

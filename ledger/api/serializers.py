@@ -17,6 +17,12 @@ from ledger.models import ChangeAction
 # Shared pieces ----------------------------------------------------------------
 
 
+SLUG_HELP = (
+    "A readable handle, unique. Left out on create, it is made from the name (armenia, "
+    "armenia-2, ...); left out of a full update (PUT), it is kept."
+)
+
+
 def absolute_url(request, path: str) -> str:
     """`path` as an absolute URL of the request's host (as is without a request)."""
     return request.build_absolute_uri(path) if request else path

@@ -315,12 +315,16 @@ class RevisionedViewSet(StrictQueryMixin, viewsets.ModelViewSet):
     @staticmethod
     def omitted_field_defaults(serializer) -> dict:
         """For a full update (PUT): the model defaults of the scalar fields the
-        body left out, so that they are reset rather than kept."""
+        body left out, so that they are reset rather than kept (except those the
+        write serializer's Meta lists in `kept_when_omitted`, such as a slug)."""
         model = serializer.Meta.model
+        kept = getattr(serializer.Meta, "kept_when_omitted", ())
         defaults = {}
         for field in serializer.fields.values():
-            if field.read_only or isinstance(
-                field, serializers.ListSerializer | serializers.ManyRelatedField
+            if (
+                field.read_only
+                or field.source in kept
+                or isinstance(field, serializers.ListSerializer | serializers.ManyRelatedField)
             ):
                 continue
             try:

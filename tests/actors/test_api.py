@@ -218,3 +218,25 @@ class TestAffiliations:
         )
         assert response.status_code == 400
         assert response.json()["errors"][0]["pointer"] == "/organization"
+
+
+def test_an_actor_created_without_a_slug_gets_one_from_its_name(token_client):
+    client = token_client("add_actor", "change_actor")
+    first = client.post(ACTORS, {"name": "Côte d'Ivoire", "kind": "country"}, format="json")
+    second = client.post(ACTORS, {"name": "Côte d’Ivoire", "kind": "country"}, format="json")
+    assert (first.status_code, second.status_code) == (201, 201)
+    assert (first.json()["slug"], second.json()["slug"]) == ("cote-divoire", "cote-divoire-2")
+    # A full update that leaves the slug out keeps it.
+    url = first.json()["url"]
+    replaced = client.put(url, {"name": "Ivory Coast", "kind": "country"}, format="json")
+    assert replaced.status_code == 200, replaced.json()
+    assert replaced.json()["slug"] == "cote-divoire"
+    assert Actor.objects.get(slug="cote-divoire").name == "Ivory Coast"
+
+
+def test_actors_are_listed_by_slug(api, token_client):
+    token_client("add_actor").post(ACTORS, {"name": "Armenia", "kind": "country"}, format="json")
+    token_client("add_actor").post(ACTORS, {"name": "Armenia", "kind": "country"}, format="json")
+    found = api.get(ACTORS, {"slug": "armenia-2"}).json()["results"]
+    assert [actor["slug"] for actor in found] == ["armenia-2"]
+    assert api.get(ACTORS, {"slug": "nobody"}).json()["results"] == []

@@ -141,3 +141,12 @@ def test_place_filters(api, seeded):
     assert [r["name"] for r in api.get(PLACES, {"q": "karabakh"}).json()["results"]] == [
         "Nagorno-Karabakh"
     ]
+
+
+def test_a_place_without_a_slug_gets_one_and_places_are_listed_by_slug(api, token_client):
+    client = token_client("add_place")
+    response = client.post(PLACES, {"name": "Brussels", "kind": "city"}, format="json")
+    assert response.status_code == 201, response.json()
+    assert response.json()["slug"] == "brussels"
+    found = api.get(PLACES, {"slug": "brussels"}).json()["results"]
+    assert [place["name"] for place in found] == ["Brussels"]
