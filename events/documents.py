@@ -181,10 +181,6 @@ class Report:
     problems: list[Problem] = field(default_factory=list)
 
 
-# The report of `manage.py seed`, as it was called before documents came by the API.
-LoadResult = Report
-
-
 def parse_annotation(raw: str, *, name: str = "annotation") -> dict[str, Any]:
     """An annotation from YAML (or JSON, which is YAML) text, checked for its format line."""
     try:

@@ -1,8 +1,8 @@
 """Finding the actors and places an annotation names among those stored.
 
-The same rules serve the documents endpoint, `manage.py seed` and the admin's
-document import: an actor is found by an identifier (any scheme), then by its
-slug, then by its exact name or one of its aliases, case and diacritics aside.
+The same rules serve the documents endpoint and `manage.py seed`: an actor is
+found by an identifier (any scheme), then by its slug, then by its exact name
+or one of its aliases, case and diacritics aside.
 A near match that is not exact is only suggested, never taken. A record found
 gains what the annotation adds (new aliases and identifiers, a description
 where it has none); a different value for what it already has is a conflict,
@@ -15,6 +15,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.db.models import F, Func, Q, Value
 from django.db.models.functions import Lower
 
@@ -75,7 +76,7 @@ def actor_by_reference(reference: Any) -> Actor | None:
     if value and scheme in IDENTIFIER_SCHEMES:
         try:
             scheme, value = normalized_identifier(scheme, value)
-        except Exception:  # not of the scheme's form: no actor holds it
+        except ValidationError:  # not of the scheme's form: no actor holds it
             return None
         return Actor.objects.with_identifier(scheme, value).first()
     return Actor.objects.filter(slug=reference).first()
@@ -87,7 +88,7 @@ def find_actor(declaration: dict) -> Found:
     for scheme, value in (declaration.get("identifiers") or {}).items():
         try:
             scheme, value = normalized_identifier(str(scheme), str(value))
-        except Exception:
+        except ValidationError:
             continue  # reported when the record is written
         identifiers[scheme] = value
     found = Found()
