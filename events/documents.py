@@ -11,12 +11,14 @@ evidence by quoting the exact text. fixtures/README.md describes the annotation 
 import calendar
 import datetime
 import difflib
+import hashlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pghistory
 import yaml
 from django.core.exceptions import ValidationError
 from django.db import DataError, IntegrityError, transaction
@@ -179,6 +181,15 @@ class Report:
     additions: list[dict[str, Any]] = field(default_factory=list)
     suggestions: list[dict[str, Any]] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    # The document was loaded before, from another version of its annotation.
+    annotation_changed: bool = False
+
+
+def loaded_annotation_digest(source: Source) -> str | None:
+    """The sha256 of the annotation file `source` was loaded with, if known."""
+    created = source.snapshots.filter(pgh_label="insert").select_related("pgh_context").first()
+    metadata = created.pgh_context.metadata if created and created.pgh_context else {}
+    return metadata.get("annotation_sha256")
 
 
 def parse_annotation(raw: str, *, name: str = "annotation") -> dict[str, Any]:
@@ -225,15 +236,21 @@ def load_document(document: Path, annotation: Path | None = None) -> Report:
     leaves the database untouched; the error lists every one.
     """
     published_on, text = read_document(document)
-    existing = Source.objects.with_text(text).first()
-    if existing is not None:
-        return Report(source=existing, created=False)
     annotation = annotation or annotation_path_for(document)
     try:
         raw = annotation.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise DocumentError(f"{document.name}: no annotation file {annotation.name}.") from None
+    digest = hashlib.sha256(raw.encode("utf-8")).hexdigest()
+    existing = Source.objects.with_text(text).first()
+    if existing is not None:
+        loaded_from = loaded_annotation_digest(existing)
+        changed = loaded_from is not None and loaded_from != digest
+        return Report(source=existing, created=False, annotation_changed=changed)
     data = parse_annotation(raw, name=annotation.name)
+    # Kept with the history of every record loaded: a later run can tell a
+    # corrected annotation from the one these records came from.
+    pghistory.context(annotation_sha256=digest)
     report = import_document(text=text, annotation=data, published_on=published_on)
     if report.problems:
         lines = "\n".join(f"- {problem.as_line()}" for problem in report.problems)

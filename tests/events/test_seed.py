@@ -252,3 +252,14 @@ def test_a_document_without_annotation_is_refused(tmp_path):
     shutil.copy(SECOND, document)
     with pytest.raises(CommandError, match=r"no annotation file lonely\.yaml"):
         seed(document)
+
+
+def test_a_corrected_annotation_of_a_loaded_document_is_not_ignored_silently(tmp_path):
+    document = write_document(tmp_path, second_annotation())
+    assert "loaded as source" in seed(document)
+    assert "nothing changed" in seed(document)  # the same annotation again
+    corrected = second_annotation().replace("The talks will continue in April.", "In April.")
+    document.with_suffix(".yaml").write_text(corrected, encoding="utf-8")
+    output = seed(document)
+    assert "another version of its annotation: the changes were NOT applied" in output
+    assert not Statement.objects.filter(content="In April.").exists()

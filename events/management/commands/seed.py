@@ -38,6 +38,14 @@ class Command(BaseCommand):
                         f"{document.name}: loaded as source {result.source.pk}: {counts}."
                     )
                 )
+            elif result.annotation_changed:
+                self.stdout.write(
+                    self.style.WARNING(
+                        f"{document.name}: already loaded as source {result.source.pk}, from "
+                        "another version of its annotation: the changes were NOT applied. "
+                        "Correct the records through the API or the admin."
+                    )
+                )
             else:
                 self.stdout.write(
                     f"{document.name}: already loaded as source {result.source.pk}; "
