@@ -211,6 +211,47 @@ main().catch((error) => { console.error(error); process.exit(1); });
 """
 
 
+def test_python_client_stores_a_document_after_a_dry_run(server, python_client):
+    """The workflow of docs/api.md ("Documents"): check, fix, store."""
+    from event_ledger_api_client import AuthenticatedClient
+    from event_ledger_api_client.api.documents import documents_create
+    from event_ledger_api_client.models import DocumentReport, DocumentWriteRequest, Problem
+
+    writer = AuthenticatedClient(base_url=server["url"], token=server["token"], prefix="Token")
+    text = "Georgia and Armenia signed a transit agreement in Tbilisi on Tuesday."
+    annotation = {
+        "format": "event-ledger-annotation/1",
+        "actors": [{"key": "georgia", "name": "Georgia", "kind": "country", "country": "GEO"}],
+        "events": [
+            {
+                "type": "AGREE",
+                "title": "Georgia and Armenia sign a transit agreement",
+                "date": {"start": "2024-06-11", "end": "2024-06-11", "precision": "day"},
+                "participants": [
+                    {"actor": "georgia", "role": "participant"},
+                    {"actor": "wikidata:Q399", "role": "participant"},
+                ],
+                "evidence": ["Georgia and Armenia signed a transit agreement in tbilisi"],
+            }
+        ],
+    }
+    body = DocumentWriteRequest(text=text, published_on="2024-06-12", annotation=annotation)
+    checked = documents_create.sync(client=writer, body=body, dry_run=True)
+    assert isinstance(checked, DocumentReport) and not checked.valid
+    [problem] = checked.problems
+    assert problem.pointer == "/annotation/events/0/evidence/0"
+    assert "in Tbilisi" in problem.hint
+
+    annotation["events"][0]["evidence"] = ["Georgia and Armenia signed a transit agreement"]
+    body = DocumentWriteRequest(text=text, published_on="2024-06-12", annotation=annotation)
+    stored = documents_create.sync_detailed(client=writer, body=body)
+    assert stored.status_code == 201, stored.content
+    assert isinstance(stored.parsed, DocumentReport) and stored.parsed.valid
+    assert stored.parsed.counts.to_dict()["events"] == 1
+    again = documents_create.sync(client=writer, body=body)
+    assert isinstance(again, Problem) and again.status == 400
+
+
 @pytest.mark.skipif(not TSC.exists(), reason="run `npm ci` (make test does) for TypeScript")
 def test_typescript_client_compiles_and_round_trips(server, tmp_path):
     client = tmp_path / "client"
