@@ -2,11 +2,14 @@
 external identifiers and affiliations."""
 
 import re
+import unicodedata
 from dataclasses import dataclass
 
+from django.contrib.postgres.indexes import OpClass
 from django.core.exceptions import ValidationError
 from django.db import models
-from django.db.models import Exists, F, OuterRef, Q
+from django.db.models import Exists, F, Func, OuterRef, Q, Value
+from django.db.models.functions import Lower, Upper
 
 from ledger.models import (
     COUNTRY_CODE_RE,
@@ -136,6 +139,33 @@ class Sector(models.TextChoices):
     NGO = "NGO", "Non-governmental"
 
 
+def folded(text: str) -> str:
+    """`text` without case, diacritics or repeated spaces: how names compare."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    bare = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return " ".join(bare.casefold().split())
+
+
+# Latin letters with diacritics and their base letters: PostgreSQL's translate()
+# folds a column as folded() folds a Python string (without the unaccent
+# extension), and the same expression is indexed, so a lookup is an index scan.
+_ACCENTED = "àáâãäåāăąçćĉċčďđèéêëēĕėęěĝğġģĥìíîïĩīĭįĵķĺļľłñńņňòóôõöōŏőŕŗřśŝşšţťùúûüũūŭůűųŵýÿŷźżž"
+_BASE = "".join(folded(letter) for letter in _ACCENTED)  # one letter each
+
+
+def folded_sql(column: str) -> Func:
+    """folded() of a name column, in SQL: what the folded-name indexes hold."""
+    return Func(Lower(F(column)), Value(_ACCENTED), Value(_BASE), function="translate")
+
+
+def name_indexes(table: str) -> list[models.Index]:
+    """A name column's indexes for finding it: exactly (folded) and by prefix."""
+    return [
+        models.Index(folded_sql("name"), name=f"{table}_folded_name"),
+        models.Index(OpClass(Upper("name"), name="text_pattern_ops"), name=f"{table}_name_prefix"),
+    ]
+
+
 class ActorQuerySet(models.QuerySet):
     def with_identifier(self, scheme: str, value: str) -> "ActorQuerySet":
         """The actor identified by (`scheme`, `value`), both in canonical case
@@ -172,6 +202,7 @@ class Actor(Revisioned):
 
     class Meta:
         ordering = ["name", "id"]
+        indexes = name_indexes("actors_actor")
         constraints = [
             models.CheckConstraint(
                 condition=Q(kind__in=ActorKind.values), name="actors_actor_kind_valid"
@@ -203,6 +234,7 @@ class ActorAlias(models.Model):
     class Meta:
         ordering = ["actor_id", "name"]
         verbose_name_plural = "actor aliases"
+        indexes = name_indexes("actors_alias")
         constraints = [
             models.UniqueConstraint(fields=["actor", "name"], name="actors_alias_unique_per_actor"),
             models.CheckConstraint(condition=~Q(name=""), name="actors_alias_name_not_empty"),

@@ -11,26 +11,24 @@ reported with both records named.
 
 import difflib
 import re
-import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db.models import F, Func, Q, Value
-from django.db.models.functions import Lower
+from django.db.models import Q
 
-from actors.models import IDENTIFIER_SCHEMES, Actor, ActorAlias, normalized_identifier
+from actors.models import (
+    IDENTIFIER_SCHEMES,
+    Actor,
+    ActorAlias,
+    folded,
+    folded_sql,
+    normalized_identifier,
+)
 from events.models import Place
 
 _NOT_WORD = re.compile(r"[\W_]+")
 SUGGESTION_CUTOFF = 0.8
-
-
-def folded(text: str) -> str:
-    """`text` without case, diacritics or repeated spaces: how names compare."""
-    decomposed = unicodedata.normalize("NFKD", text)
-    bare = "".join(c for c in decomposed if not unicodedata.combining(c))
-    return " ".join(bare.casefold().split())
 
 
 def loose(text: str) -> str:
@@ -126,27 +124,18 @@ def _actor_by_name(declaration: dict) -> tuple[Actor | None, str]:
     wanted = sorted({folded(str(name)) for name in names if name})
     if not wanted:
         return None, ""
-    by_name = Actor.objects.alias(folded_name=_folded_sql("name")).filter(folded_name__in=wanted)
-    by_alias = ActorAlias.objects.alias(folded_name=_folded_sql("name")).filter(
+    by_name = Actor.objects.alias(folded_name=folded_sql("name")).filter(folded_name__in=wanted)
+    by_alias = ActorAlias.objects.alias(folded_name=folded_sql("name")).filter(
         folded_name__in=wanted
     )
-    for actor in by_name.order_by("id")[:5]:
+    # Unordered in SQL, so that the folded-name index is used; the oldest wins.
+    for actor in sorted(by_name.order_by()[:20], key=lambda a: a.pk):
         if folded(actor.name) in wanted:
             return actor, "name"
-    for alias in by_alias.select_related("actor").order_by("actor_id")[:5]:
+    for alias in sorted(by_alias.select_related("actor").order_by()[:20], key=lambda a: a.actor_id):
         if folded(alias.name) in wanted:
             return alias.actor, "alias"
     return None, ""
-
-
-# Latin letters with diacritics and their base letters: PostgreSQL's translate()
-# folds a column as folded() folds a Python string, without the unaccent extension.
-_ACCENTED = "àáâãäåāăąçćĉċčďđèéêëēĕėęěĝğġģĥìíîïĩīĭįĵķĺļľłñńņňòóôõöōŏőŕŗřśŝşšţťùúûüũūŭůűųŵýÿŷźżž"
-_BASE = "".join(folded(letter) for letter in _ACCENTED)  # one letter each
-
-
-def _folded_sql(column: str) -> Func:
-    return Func(Lower(F(column)), Value(_ACCENTED), Value(_BASE), function="translate")
 
 
 def _actor_suggestions(declaration: dict) -> list[str]:
@@ -155,14 +144,22 @@ def _actor_suggestions(declaration: dict) -> list[str]:
     if not target:
         return []
     head = name.strip()[:2]
-    candidates = Actor.objects.filter(
-        Q(name__istartswith=head)
-        | Q(slug__istartswith=head.lower())
-        | Q(aliases__name__istartswith=head)
-    ).distinct()[:200]
+    # Two queries on the prefix indexes, not one across a join, then the
+    # candidates with their aliases in one more.
+    by_name = (
+        Actor.objects.filter(Q(name__istartswith=head) | Q(slug__startswith=head.lower()))
+        .order_by()
+        .values_list("pk", flat=True)[:200]
+    )
+    by_alias = (
+        ActorAlias.objects.filter(name__istartswith=head)
+        .order_by()
+        .values_list("actor_id", flat=True)[:200]
+    )
+    candidates = Actor.objects.filter(pk__in={*by_name, *by_alias}).prefetch_related("aliases")
     suggestions = []
     for actor in candidates:
-        forms = [actor.name, actor.slug, *actor.aliases.values_list("name", flat=True)]
+        forms = [actor.name, actor.slug, *(alias.name for alias in actor.aliases.all())]
         score = max(difflib.SequenceMatcher(None, target, loose(f)).ratio() for f in forms)
         if score >= SUGGESTION_CUTOFF:
             suggestions.append(
