@@ -427,44 +427,47 @@ class _Loader:
     def actor(self, reference: Any, pointer: str, label: str) -> Actor | None:
         """An actor by annotation key, or a stored one by id, slug or identifier;
         None, with the problem recorded, when there is none."""
-        if isinstance(reference, str) and reference in self.actors:
-            actor = self.actors[reference]
-            if actor is None:
-                self.problem(
-                    pointer,
-                    f"actor {reference!r} has problems of its own (see actors).",
-                    label=label,
-                    code="depends_on_problem",
-                )
-            return actor
-        stored = actor_by_reference(reference)
-        if stored is None:
-            self.problem(
-                pointer,
-                f"unknown actor {reference!r} (declare it under actors).",
-                hint="Or refer to a stored actor by id, slug or identifier (wikidata:Q399).",
-                label=label,
-                code="unknown_reference",
-            )
-        return stored
+        hint = "Or refer to a stored actor by id, slug or identifier (wikidata:Q399)."
+        return self.referred(
+            "actors", self.actors, actor_by_reference, reference, pointer, label, hint
+        )
 
     def place(self, reference: Any, pointer: str, label: str) -> Place | None:
-        if isinstance(reference, str) and reference in self.places:
-            place = self.places[reference]
-            if place is None:
+        hint = "Or refer to a stored place by id, slug or geonames:<id>."
+        return self.referred(
+            "places", self.places, place_by_reference, reference, pointer, label, hint
+        )
+
+    def referred(
+        self,
+        section: str,
+        declared: dict,
+        lookup: Callable[[Any], Any],
+        reference: Any,
+        pointer: str,
+        label: str,
+        hint: str,
+    ) -> Any:
+        """The record `reference` names: one the annotation declares under
+        `section`, else a stored one found by `lookup`; None, with the problem
+        recorded."""
+        noun = section[:-1]
+        if isinstance(reference, str) and reference in declared:
+            record = declared[reference]
+            if record is None:
                 self.problem(
                     pointer,
-                    f"place {reference!r} has problems of its own (see places).",
+                    f"{noun} {reference!r} has problems of its own (see {section}).",
                     label=label,
                     code="depends_on_problem",
                 )
-            return place
-        stored = place_by_reference(reference)
+            return record
+        stored = lookup(reference)
         if stored is None:
             self.problem(
                 pointer,
-                f"unknown place {reference!r} (declare it under places).",
-                hint="Or refer to a stored place by id, slug or geonames:<id>.",
+                f"unknown {noun} {reference!r} (declare it under {section}).",
+                hint=hint,
                 label=label,
                 code="unknown_reference",
             )

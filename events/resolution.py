@@ -11,6 +11,7 @@ reported with both records named.
 
 import difflib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,23 +62,37 @@ class Found:
 # Actors -------------------------------------------------------------------------
 
 
-def actor_by_reference(reference: Any) -> Actor | None:
-    """An existing actor named by id (a number), identifier (`wikidata:Q399`)
-    or slug; None when there is none."""
-    if isinstance(reference, bool):
+def stored_by_reference(
+    model: Any, reference: Any, by_identifier: Callable[[str, str], tuple[bool, Any]]
+) -> Any:
+    """A stored record named by id (a number or digits), by `scheme:value` when
+    `by_identifier` knows the scheme (it answers (known, record)), or by slug;
+    None when there is none."""
+    if isinstance(reference, bool) or not isinstance(reference, int | str):
         return None
-    if isinstance(reference, int) or (isinstance(reference, str) and reference.isdigit()):
-        return Actor.objects.filter(pk=int(reference)).first()
-    if not isinstance(reference, str):
-        return None
+    if isinstance(reference, int) or reference.isdigit():
+        return model.objects.filter(pk=int(reference)).first()
     scheme, _, value = reference.partition(":")
-    if value and scheme in IDENTIFIER_SCHEMES:
+    if value:
+        known, record = by_identifier(scheme, value)
+        if known:
+            return record
+    return model.objects.filter(slug=reference).first()
+
+
+def actor_by_reference(reference: Any) -> Actor | None:
+    """An existing actor named by id, identifier (`wikidata:Q399`) or slug."""
+
+    def by_identifier(scheme: str, value: str) -> tuple[bool, Actor | None]:
+        if scheme not in IDENTIFIER_SCHEMES:
+            return False, None
         try:
             scheme, value = normalized_identifier(scheme, value)
         except ValidationError:  # not of the scheme's form: no actor holds it
-            return None
-        return Actor.objects.with_identifier(scheme, value).first()
-    return Actor.objects.filter(slug=reference).first()
+            return True, None
+        return True, Actor.objects.with_identifier(scheme, value).first()
+
+    return stored_by_reference(Actor, reference, by_identifier)
 
 
 def find_actor(declaration: dict) -> Found:
@@ -224,16 +239,13 @@ def alias_names(actor: Actor) -> list[str]:
 
 def place_by_reference(reference: Any) -> Place | None:
     """An existing place named by id, `geonames:<id>` or slug."""
-    if isinstance(reference, bool):
-        return None
-    if isinstance(reference, int) or (isinstance(reference, str) and reference.isdigit()):
-        return Place.objects.filter(pk=int(reference)).first()
-    if not isinstance(reference, str):
-        return None
-    scheme, _, value = reference.partition(":")
-    if scheme == "geonames" and value.isdigit():
-        return Place.objects.filter(geonames_id=int(value)).first()
-    return Place.objects.filter(slug=reference).first()
+
+    def by_identifier(scheme: str, value: str) -> tuple[bool, Place | None]:
+        if scheme != "geonames" or not value.isdigit():
+            return False, None
+        return True, Place.objects.filter(geonames_id=int(value)).first()
+
+    return stored_by_reference(Place, reference, by_identifier)
 
 
 def find_place(declaration: dict) -> Found:
