@@ -524,3 +524,53 @@ class DocumentReportSerializer(serializers.Serializer):
     additions = DocumentAdditionSerializer(many=True)
     suggestions = DocumentSuggestionSerializer(many=True)
     problems = DocumentProblemSerializer(many=True)
+
+
+# Mentions -----------------------------------------------------------------------
+
+
+class MentionMatchSerializer(serializers.Serializer):
+    """A stored actor or place that a span of the text may name."""
+
+    kind = serializers.ChoiceField(choices=["actor", "place"])
+    id = serializers.IntegerField()
+    slug = serializers.CharField()
+    name = serializers.CharField(help_text="The record's name (the span may be an alias).")
+
+
+class NameMentionSerializer(serializers.Serializer):
+    """A span of the text that is the name or an alias of stored records."""
+
+    start = serializers.IntegerField(help_text="Offset of the first character (code points).")
+    end = serializers.IntegerField(help_text="Offset just past the last character.")
+    text = serializers.CharField(help_text="The span's words as the text has them.")
+    matches = MentionMatchSerializer(
+        many=True, help_text="Every actor and place of that name or alias (actors first)."
+    )
+
+
+class DateMentionSerializer(serializers.Serializer):
+    """A date the text states, with the days it covers."""
+
+    start = serializers.IntegerField(help_text="Offset of the first character (code points).")
+    end = serializers.IntegerField(help_text="Offset just past the last character.")
+    text = serializers.CharField()
+    date_start = serializers.DateField(help_text="The first day the date covers.")
+    date_end = serializers.DateField(help_text="The last day the date covers.")
+    date_precision = serializers.ChoiceField(choices=["day", "month", "year"])
+
+
+class QuoteMentionSerializer(serializers.Serializer):
+    """A passage between double quotes: the words inside the marks."""
+
+    start = serializers.IntegerField(help_text="Offset of the first character (code points).")
+    end = serializers.IntegerField(help_text="Offset just past the last character.")
+    text = serializers.CharField()
+
+
+class MentionsSerializer(serializers.Serializer):
+    """What an annotator of a text may want to record, in the order of the text."""
+
+    names = NameMentionSerializer(many=True)
+    dates = DateMentionSerializer(many=True)
+    quotes = QuoteMentionSerializer(many=True)

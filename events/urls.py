@@ -6,6 +6,7 @@ from events.views import (
     EventExportView,
     EventViewSet,
     PlaceViewSet,
+    SourceMentionsView,
     StatementViewSet,
 )
 from ledger.views import ChangeFeedView
@@ -19,6 +20,7 @@ router.register("places", PlaceViewSet, basename="place")
 urlpatterns = [
     path("changes/", ChangeFeedView.as_view(), name="change-list"),
     path("documents/", DocumentView.as_view(), name="document-list"),
+    path("sources/<int:pk>/mentions/", SourceMentionsView.as_view(), name="source-mentions"),
     path("events/export", EventExportView.as_view(), name="event-export"),
     *router.urls,
 ]

@@ -1,5 +1,5 @@
-"""API views of places, events and statements, the event export, and the
-documents endpoint."""
+"""API views of places, events and statements, the event export, the
+documents endpoint, and the mention suggestions of a source."""
 
 import contextlib
 import json
@@ -12,6 +12,7 @@ from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
+    OpenApiExample,
     OpenApiParameter,
     OpenApiResponse,
     extend_schema,
@@ -44,6 +45,7 @@ from events.filters import (
     PlaceFilterSet,
     StatementFilterSet,
 )
+from events.mentions import mentions
 from events.models import Event, Place, Statement
 from events.representations import EventShaper, fetch_rows, json_response, plain
 from events.serializers import (
@@ -51,6 +53,7 @@ from events.serializers import (
     DocumentWriteSerializer,
     EventSerializer,
     EventWriteSerializer,
+    MentionsSerializer,
     PlaceSerializer,
     PlaceWriteSerializer,
     StatementSerializer,
@@ -80,6 +83,7 @@ from ledger.api.viewsets import (
     crud_docs,
 )
 from ledger.context import record_api_context
+from sources.models import Source
 
 # The views that search (`q`): counted by the search throttle besides the others.
 SEARCH_THROTTLES = [*api_settings.DEFAULT_THROTTLE_CLASSES, SearchThrottle]
@@ -546,3 +550,59 @@ def _boolean(raw: str, name: str) -> bool:
     if raw.lower() in ("false", "0"):
         return False
     raise InvalidQuery({name: ["Use true or false."]})
+
+
+MENTIONS_EXAMPLE = {
+    "names": [
+        {
+            "start": 0,
+            "end": 7,
+            "text": "Armenia",
+            "matches": [
+                {"kind": "actor", "id": 1, "slug": "armenia", "name": "Armenia"},
+                {"kind": "place", "id": 1, "slug": "armenia", "name": "Armenia"},
+            ],
+        }
+    ],
+    "dates": [
+        {
+            "start": 120,
+            "end": 133,
+            "text": "November 2023",
+            "date_start": "2023-11-01",
+            "date_end": "2023-11-30",
+            "date_precision": "month",
+        }
+    ],
+    "quotes": [{"start": 1385, "end": 1394, "text": "difficult"}],
+}
+
+
+class SourceMentionsView(StrictQueryMixin, GenericAPIView):
+    """The spans of a source's text that name stored actors and places, the
+    dates it states and the passages it quotes (events.mentions). In the
+    events app: only it sees both actors and places."""
+
+    queryset = Source.objects.all()
+    serializer_class = MentionsSerializer
+    filter_backends: list = []
+    pagination_class = None
+    http_method_names = ["get", "head", "options"]
+
+    @extend_schema(
+        operation_id="sources_mentions_retrieve",
+        summary="Suggest what a source's text mentions",
+        description="For annotators: every span of the source's text that is the name or an "
+        "alias of a stored actor or place (case, diacritics and spacing aside; whole words "
+        "only; of overlapping spans the leftmost, then the longest), with every record it may "
+        'name; the dates the text states ("9 November 2023", "November 9, 2023", '
+        '"2023-11-09", "November 2023", "in 1991"), each with the days it covers '
+        "and its precision; and the passages in double quotes, without the marks. Offsets "
+        "count Unicode code points, the end exclusive, as evidence offsets do: "
+        "`text[start:end]` is the span. Suggestions only: nothing is stored.",
+        responses={200: MentionsSerializer},
+        examples=[OpenApiExample("Mentions", value=MENTIONS_EXAMPLE, response_only=True)],
+    )
+    def get(self, request, pk: int):
+        source = self.get_object()
+        return Response(MentionsSerializer(mentions(source.text)).data)
