@@ -8,6 +8,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 
+from events import admin_import
 from events.mentions import mentions
 from events.models import Event, EventParticipant, Place, Statement, StatementActor, StatementEvent
 from events.serializers import EventSerializer, PlaceSerializer, StatementSerializer
@@ -70,6 +71,10 @@ class EventAdmin(LedgerModelAdmin):
     date_hierarchy = "date_sort"
     readonly_fields = ["revision", "vocabulary_version"]
     inlines = [EventParticipantInline, EvidenceInline]
+
+    def get_urls(self):
+        # The document import page (events.admin_import), linked from the sources' list.
+        return admin_import.urls(self.admin_site) + super().get_urls()
 
     @admin.display(description="date", ordering="date_sort")
     def date_display(self, event: Event) -> str:
