@@ -12,6 +12,7 @@ import calendar
 import datetime
 import difflib
 import hashlib
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,7 +25,13 @@ from django.core.exceptions import ValidationError
 from django.db import DataError, IntegrityError, transaction
 
 from actors.models import Actor, Affiliation
-from actors.services import actor_create, actor_update, affiliation_create
+from actors.services import (
+    actor_create,
+    actor_update,
+    affiliation_create,
+    affiliation_delete,
+    affiliation_update,
+)
 from events.models import Event, Place, Statement
 from events.resolution import (
     Found,
@@ -34,12 +41,27 @@ from events.resolution import (
     find_place,
     place_by_reference,
 )
-from events.services import event_create, place_create, place_update, statement_create
+from events.services import (
+    event_create,
+    event_delete,
+    event_update,
+    place_create,
+    place_update,
+    statement_create,
+    statement_delete,
+    statement_update,
+)
 from ledger.api.inputs import date_from_iso
 from ledger.api.parsers import load_yaml
 from ledger.models import DatePrecision
 from sources.models import Source
-from sources.services import Span, evidence_attach, source_create, span_for_quote
+from sources.services import (
+    Span,
+    evidence_attach,
+    source_create,
+    source_update,
+    span_for_quote,
+)
 
 HEADER_RE = re.compile(r"\A\s*date (\d{4}-\d{2}-\d{2})\s+")
 ANNOTATION_FORMAT = "event-ledger-annotation/1"
@@ -47,7 +69,7 @@ ANNOTATION_FORMAT = "event-ledger-annotation/1"
 SECTION_FIELDS = {
     "actors": {"key", "name", "kind", "country", "sector", "description", "aliases", "identifiers"},
     "places": {"key", "name", "kind", "country", "latitude", "longitude", "geonames_id"},
-    "affiliations": {"member", "organization", "role", "start", "end", "evidence"},
+    "affiliations": {"key", "member", "organization", "role", "start", "end", "evidence"},
     "events": {
         "key",
         "type",
@@ -63,6 +85,7 @@ SECTION_FIELDS = {
         "evidence",
     },
     "statements": {
+        "key",
         "speaker",
         "kind",
         "content",
@@ -181,12 +204,33 @@ class Report:
     additions: list[dict[str, Any]] = field(default_factory=list)
     suggestions: list[dict[str, Any]] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
-    # The document was loaded before, from another version of its annotation.
+    # A stored document's annotation applied again: what it changed.
+    reapplied: bool = False
+    updated: list[dict[str, Any]] = field(default_factory=list)
+    deleted: list[dict[str, Any]] = field(default_factory=list)
+    # The document was loaded before from another version of its annotation,
+    # before annotations were kept: the changes could not be applied.
     annotation_changed: bool = False
 
 
+# The records an annotation produces, by section: what re-applying it matches.
+PRODUCED = ("affiliations", "events", "statements")
+
+
+def annotation_digest(data: dict[str, Any]) -> str:
+    """The sha256 of an annotation's content, whatever its layout (YAML or JSON,
+    key order): an unchanged annotation has the same digest."""
+    return hashlib.sha256(json.dumps(_plain(data), sort_keys=True).encode("utf-8")).hexdigest()
+
+
+def _plain(data: Any) -> Any:
+    """`data` as JSON holds it: YAML's dates become ISO strings."""
+    return json.loads(json.dumps(data, default=str))
+
+
 def loaded_annotation_digest(source: Source) -> str | None:
-    """The sha256 of the annotation file `source` was loaded with, if known."""
+    """The sha256 of the annotation file `source` was loaded with, for a source
+    loaded before annotations were kept with it."""
     created = source.snapshots.filter(pgh_label="insert").select_related("pgh_context").first()
     metadata = created.pgh_context.metadata if created and created.pgh_context else {}
     return metadata.get("annotation_sha256")
@@ -214,13 +258,23 @@ def import_document(
     published_on: datetime.date | None = None,
     dry_run: bool = False,
     root: str = "",
+    stored: Source | None = None,
 ) -> Report:
     """Store `text` as a source with everything its annotation describes, in one
     transaction, or nothing: with any problem, or on a dry run, the transaction
     is rolled back after every item was tried, so the report lists every
-    problem at once. Pointers are into the annotation, under `root`."""
+    problem at once. Pointers are into the annotation, under `root`.
+
+    With `stored` (the source already holding `text`), the annotation is
+    applied again to it: the records its previous annotation produced are
+    matched to the items by key (reapply's rules in fixtures/README.md),
+    updated, created or deleted; an unchanged annotation changes nothing."""
     with transaction.atomic():
-        report = _Loader(annotation, text=text, published_on=published_on, root=root).load()
+        if stored is not None:
+            # One re-application of a document at a time.
+            stored = Source.objects.select_for_update().get(pk=stored.pk)
+        loader = _Loader(annotation, text=text, published_on=published_on, root=root)
+        report = loader.load(stored)
         if report.problems or dry_run:
             transaction.set_rollback(True)
             report.created = False
@@ -230,10 +284,12 @@ def import_document(
 def load_document(document: Path, annotation: Path | None = None) -> Report:
     """Load `document` and its annotation file in one transaction.
 
-    A source whose text is already stored (same sha256) is left as it is, so
-    loading twice changes nothing. Actors and places are found among those
-    stored (events.resolution) and created only when missing. Any problem
-    leaves the database untouched; the error lists every one.
+    A source whose text is already stored (same sha256) gets the annotation
+    applied again (import_document's `stored`): an unchanged annotation changes
+    nothing, a corrected one updates, creates and deletes what the document
+    produced. Actors and places are found among those stored
+    (events.resolution) and created only when missing. Any problem leaves the
+    database untouched; the error lists every one.
     """
     published_on, text = read_document(document)
     annotation = annotation or annotation_path_for(document)
@@ -241,17 +297,18 @@ def load_document(document: Path, annotation: Path | None = None) -> Report:
         raw = annotation.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise DocumentError(f"{document.name}: no annotation file {annotation.name}.") from None
-    digest = hashlib.sha256(raw.encode("utf-8")).hexdigest()
     existing = Source.objects.with_text(text).first()
-    if existing is not None:
+    if existing is not None and existing.annotation is None:
+        # Loaded before annotations were kept: which records came from which
+        # item is unknown, so a corrected annotation cannot be applied.
         loaded_from = loaded_annotation_digest(existing)
+        digest = hashlib.sha256(raw.encode("utf-8")).hexdigest()
         changed = loaded_from is not None and loaded_from != digest
         return Report(source=existing, created=False, annotation_changed=changed)
     data = parse_annotation(raw, name=annotation.name)
-    # Kept with the history of every record loaded: a later run can tell a
-    # corrected annotation from the one these records came from.
-    pghistory.context(annotation_sha256=digest)
-    report = import_document(text=text, annotation=data, published_on=published_on)
+    if existing is not None and existing.annotation["sha256"] == annotation_digest(data):
+        return Report(source=existing, reapplied=True)
+    report = import_document(text=text, annotation=data, published_on=published_on, stored=existing)
     if report.problems:
         lines = "\n".join(f"- {problem.as_line()}" for problem in report.problems)
         raise DocumentError(
@@ -283,11 +340,23 @@ class _Loader:
         self.events: dict[str, Event | None] = {}
         self.source: Source | None = None
         self.failed = False  # whether the item being loaded has a problem
+        # What the document produced before (section -> item -> id), and now.
+        self.previous: dict[str, dict[str, int]] = {}
+        self.records: dict[str, dict[str, int]] = {section: {} for section in PRODUCED}
 
     # The run ---------------------------------------------------------------------
 
-    def load(self) -> Report:
-        self._source()
+    def load(self, stored: Source | None = None) -> Report:
+        digest = annotation_digest(self.data)
+        # Kept with the history of every record written: a later run can tell
+        # a corrected annotation from the one these records came from.
+        pghistory.context(annotation_sha256=digest)
+        if stored is None:
+            self._source()
+        else:
+            self._stored_source(stored)
+        if self.source is not None:
+            pghistory.context(source_id=self.source.pk)
         sections = {}
         for section in SECTION_FIELDS:
             items = self.data.get(section) or []
@@ -344,6 +413,20 @@ class _Loader:
                     self.validation_problems(exc, pointer, label)
                 except (IntegrityError, DataError) as exc:
                     self.problem(pointer, f"the database refused it: {exc}", label=label)
+        if self.source is not None and not self.report.problems:
+            self._remove_stale()
+            annotation = {"content": _plain(self.data), "sha256": digest, "records": self.records}
+            source = self.source
+
+            def keep() -> None:
+                source_update(source=source, fields={"annotation": annotation})
+
+            if self.report.reapplied and not any(
+                change["resource"] == "sources" for change in self.report.updated
+            ):
+                self.changed("sources", source, f"{self.root}/source", keep)
+            else:
+                keep()
         return self.report
 
     def _source(self) -> None:
@@ -364,10 +447,105 @@ class _Loader:
             self.report.source = self.source
             self.report.created = True
         except ValidationError as exc:
-            for name, messages in exc.message_dict.items():
-                pointer = "/text" if name == "text" else f"{self.root}/source/{name}"
-                for message in messages:
-                    self.problem(pointer, message, label="source", field=name)
+            self.source_problems(exc)
+        except IntegrityError:
+            # The same text stored by a concurrent request since clean() looked.
+            self.problem(
+                "/text",
+                "This text was stored by another request meanwhile.",
+                code="unique",
+                label="source",
+                field="text",
+            )
+
+    def _stored_source(self, source: Source) -> None:
+        """The annotation applied again to `source`: its description as the
+        annotation gives it now, its records matched to the items."""
+        self.source = self.report.source = source
+        self.report.reapplied = True
+        self.previous = (source.annotation or {}).get("records") or {}
+        meta = self.data.get("source") or {}
+        if not isinstance(meta, dict):
+            self.problem(f"{self.root}/source", "expected a mapping.", label="source")
+            return
+        fields = {
+            name: str(meta.get(name) or "")
+            for name in ("title", "publisher", "url")
+            if name in meta
+        }
+        if "language" in meta:
+            fields["language"] = str(meta.get("language") or "en")
+        if self.published_on is not None:
+            fields["published_on"] = self.published_on
+        try:
+            with transaction.atomic():
+                self.changed(
+                    "sources",
+                    source,
+                    f"{self.root}/source",
+                    lambda: source_update(source=source, fields=fields),
+                )
+        except ValidationError as exc:
+            self.source_problems(exc)
+
+    def source_problems(self, exc: ValidationError) -> None:
+        for name, errors in exc.error_dict.items():
+            pointer = "/text" if name == "text" else f"{self.root}/source/{name}"
+            for error in errors:
+                message = " ".join(error.messages)
+                code = error.code or "invalid"
+                self.problem(pointer, message, code=code, label="source", field=name)
+
+    # Re-application ----------------------------------------------------------------
+
+    def item(self, section: str, wanted: str) -> str:
+        """The name under which the document's record for an item is kept:
+        its key, or (without one) what identifies it; a second item of the
+        same name gets "#2", and so on."""
+        name, number = wanted, 1
+        while name in self.records[section]:
+            number += 1
+            name = f"{wanted}#{number}"
+        return name
+
+    def produced(self, model: Any, section: str, name: str) -> Any:
+        """The record this document produced for item `name` before, if any is left."""
+        pk = self.previous.get(section, {}).get(name)
+        return model.objects.filter(pk=pk).first() if pk is not None else None
+
+    def changed(self, resource: str, record: Any, pointer: str, write: Callable[[], Any]) -> None:
+        """Run `write`, an update of `record`, and report it if it changed anything."""
+        before = record.revision
+        write()
+        after = type(record).objects.filter(pk=record.pk).values_list("revision", flat=True)
+        # A record's revision goes up once in a transaction, with its first change.
+        if after.first() != before:
+            entry = {"pointer": pointer, "resource": resource, "id": record.pk}
+            self.report.updated.append(entry)
+
+    def with_other_sources(self, record: Any, spans: list[Span]) -> list[Span]:
+        """`spans` and the record's evidence from other sources, which stays."""
+        others = record.evidence.exclude(source=self.source).select_related("source")
+        return [*spans, *(Span(source=e.source, start=e.start, end=e.end) for e in others)]
+
+    def _remove_stale(self) -> None:
+        """Delete what the document produced before and no longer describes; a
+        record that cites other sources too only loses this document's evidence."""
+        removals = (
+            ("statements", Statement, lambda r: statement_delete(statement=r)),
+            ("events", Event, lambda r: event_delete(event=r)),
+            ("affiliations", Affiliation, lambda r: affiliation_delete(affiliation=r)),
+        )
+        for section, model, delete in removals:
+            kept = set(self.records[section].values())
+            stale = set(self.previous.get(section, {}).values()) - kept
+            for record in model.objects.filter(pk__in=stale).order_by("pk"):
+                if record.evidence.exclude(source=self.source).exists():
+                    record.evidence.filter(source=self.source).delete()
+                    self.report.updated.append({"resource": section, "id": record.pk})
+                else:
+                    self.report.deleted.append({"resource": section, "id": record.pk})
+                    delete(record)
 
     # Problems --------------------------------------------------------------------
 
@@ -600,23 +778,53 @@ class _Loader:
             "end_precision": end["precision"],
         }
         self.guard(Affiliation, fields, pointer, label)
-        existing = Affiliation.objects.filter(
-            member=member, organization=organization, role=fields["role"], start_date=start["date"]
-        ).first()
-        if existing is not None:
+        assert member is not None and organization is not None  # else guard() skipped
+        name = self.item(
+            "affiliations",
+            item.get("key")
+            or f"~{member.pk}|{organization.pk}|{fields['role']}|{fields['start_date']}",
+        )
+        before = self.produced(Affiliation, "affiliations", name)
+        existing = before or (
+            Affiliation.objects.filter(
+                member=member,
+                organization=organization,
+                role=fields["role"],
+                start_date=start["date"],
+            ).first()
+        )
+        if before is not None:
+            evidence = self.with_other_sources(before, spans)
+            self.changed(
+                "affiliations",
+                before,
+                pointer,
+                lambda: self.written(
+                    lambda: affiliation_update(
+                        affiliation=before,
+                        fields={"member": member, "organization": organization, **fields},
+                        evidence=evidence,
+                    ),
+                    pointer,
+                    label,
+                    Affiliation,
+                ),
+            )
+        elif existing is not None:
             self.written(
                 lambda: evidence_attach(record=existing, spans=spans), pointer, label, Affiliation
             )
-            return
-        self.written(
-            lambda: affiliation_create(
-                member=member, organization=organization, evidence=spans, **fields
-            ),
-            pointer,
-            label,
-            Affiliation,
-        )
-        self.report.counts["affiliations"] += 1
+        else:
+            existing = self.written(
+                lambda: affiliation_create(
+                    member=member, organization=organization, evidence=spans, **fields
+                ),
+                pointer,
+                label,
+                Affiliation,
+            )
+            self.report.counts["affiliations"] += 1
+        self.records["affiliations"][name] = existing.pk
 
     def _event(self, item: dict, pointer: str, label: str) -> None:
         fields = {
@@ -641,15 +849,42 @@ class _Loader:
             participants.append((actor, entry.get("role") or ""))
         spans = self.spans(item, pointer, label)
         self.guard(Event, fields, pointer, label)
-        event = self.written(
-            lambda: event_create(place=place, participants=participants, evidence=spans, **fields),
-            pointer,
-            label,
-            Event,
+        name = self.item(
+            "events",
+            item.get("key") or f"~{_passages(spans)}",
         )
+        event = self.produced(Event, "events", name)
+        if event is not None:
+            stored, evidence = event, self.with_other_sources(event, spans)
+            self.changed(
+                "events",
+                stored,
+                pointer,
+                lambda: self.written(
+                    lambda: event_update(
+                        event=stored,
+                        fields={"place": place, **fields},
+                        participants=participants,
+                        evidence=evidence,
+                    ),
+                    pointer,
+                    label,
+                    Event,
+                ),
+            )
+        else:
+            event = self.written(
+                lambda: event_create(
+                    place=place, participants=participants, evidence=spans, **fields
+                ),
+                pointer,
+                label,
+                Event,
+            )
+            self.report.counts["events"] += 1
         if item.get("key"):
             self.events[item["key"]] = event
-        self.report.counts["events"] += 1
+        self.records["events"][name] = event.pk
 
     def _statement(self, item: dict, pointer: str, label: str) -> None:
         fields = {
@@ -674,20 +909,48 @@ class _Loader:
         ]
         spans = self.spans(item, pointer, label)
         self.guard(Statement, fields, pointer, label)
-        self.written(
-            lambda: statement_create(
-                speaker=speaker,
-                targets=targets,
-                about_actors=about_actors,
-                about_events=about_events,
-                evidence=spans,
-                **fields,
-            ),
-            pointer,
-            label,
-            Statement,
+        assert speaker is not None  # else guard() skipped
+        name = self.item(
+            "statements",
+            item.get("key") or f"~{speaker.pk}|{_passages(spans)}",
         )
-        self.report.counts["statements"] += 1
+        statement = self.produced(Statement, "statements", name)
+        if statement is not None:
+            stored, evidence = statement, self.with_other_sources(statement, spans)
+            self.changed(
+                "statements",
+                stored,
+                pointer,
+                lambda: self.written(
+                    lambda: statement_update(
+                        statement=stored,
+                        fields={"speaker": speaker, **fields},
+                        targets=targets,
+                        about_actors=about_actors,
+                        about_events=about_events,
+                        evidence=evidence,
+                    ),
+                    pointer,
+                    label,
+                    Statement,
+                ),
+            )
+        else:
+            statement = self.written(
+                lambda: statement_create(
+                    speaker=speaker,
+                    targets=targets,
+                    about_actors=about_actors,
+                    about_events=about_events,
+                    evidence=spans,
+                    **fields,
+                ),
+                pointer,
+                label,
+                Statement,
+            )
+            self.report.counts["statements"] += 1
+        self.records["statements"][name] = statement.pk
 
     # Values ------------------------------------------------------------------------
 
@@ -770,6 +1033,15 @@ class _Loader:
                     code="quote_not_found",
                 )
         return spans
+
+
+def _passages(spans: list[Span]) -> str:
+    """The passages an item cites, by offsets: what names an item without a key."""
+    return ",".join(f"{span.start}:{span.end}" for span in sorted(spans, key=_offsets))
+
+
+def _offsets(span: Span) -> tuple[int, int]:
+    return span.start, span.end
 
 
 # The annotation's names for model fields, where they differ.

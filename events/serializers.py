@@ -481,6 +481,31 @@ class DocumentWriteSerializer(StrictInputMixin, serializers.Serializer):
         return value
 
 
+class DocumentReapplySerializer(DocumentWriteSerializer):
+    """A corrected annotation for a stored document."""
+
+    text = StrictCharField(
+        trim_whitespace=False,
+        required=False,
+        help_text="The document's text, if sent, must be the stored one: a text never changes.",
+    )
+
+
+class DocumentSerializer(serializers.Serializer):
+    """A stored document: its source, the annotation it was last loaded with,
+    and the records that annotation produced."""
+
+    source = serializers.URLField()
+    annotation = serializers.JSONField(help_text="As last applied (YAML dates as ISO text).")
+    annotation_sha256 = serializers.CharField(
+        help_text="The digest of the annotation's content (also the response's ETag)."
+    )
+    records = serializers.DictField(
+        child=serializers.ListField(child=serializers.IntegerField()),
+        help_text="The ids of the affiliations, events and statements it produced.",
+    )
+
+
 class DocumentProblemSerializer(serializers.Serializer):
     pointer = serializers.CharField(help_text="JSON pointer into the request body.")
     detail = serializers.CharField()
@@ -509,6 +534,14 @@ class DocumentSuggestionSerializer(serializers.Serializer):
     detail = serializers.CharField()
 
 
+class DocumentChangeSerializer(serializers.Serializer):
+    pointer = serializers.CharField(
+        required=False, help_text="The item that changed it, if one is left."
+    )
+    resource = serializers.CharField(help_text="sources, affiliations, events or statements.")
+    id = serializers.IntegerField()
+
+
 class DocumentReportSerializer(serializers.Serializer):
     """What storing a document did, or (dry run) would do."""
 
@@ -523,6 +556,13 @@ class DocumentReportSerializer(serializers.Serializer):
     matched = DocumentMatchSerializer(many=True)
     additions = DocumentAdditionSerializer(many=True)
     suggestions = DocumentSuggestionSerializer(many=True)
+    updated = DocumentChangeSerializer(
+        many=True, help_text="Records the document produced before that changed (re-applied)."
+    )
+    deleted = DocumentChangeSerializer(
+        many=True,
+        help_text="Records the document produced before and no longer describes (re-applied).",
+    )
     problems = DocumentProblemSerializer(many=True)
 
 

@@ -2,6 +2,7 @@ from django.urls import path
 from rest_framework.routers import SimpleRouter
 
 from events.views import (
+    DocumentDetailView,
     DocumentView,
     EventExportView,
     EventViewSet,
@@ -20,6 +21,7 @@ router.register("places", PlaceViewSet, basename="place")
 urlpatterns = [
     path("changes/", ChangeFeedView.as_view(), name="change-list"),
     path("documents/", DocumentView.as_view(), name="document-list"),
+    path("documents/<int:pk>/", DocumentDetailView.as_view(), name="document-detail"),
     path("sources/<int:pk>/mentions/", SourceMentionsView.as_view(), name="source-mentions"),
     path("events/export", EventExportView.as_view(), name="event-export"),
     *router.urls,

@@ -27,7 +27,7 @@ from rest_framework.settings import api_settings
 from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
-from events.documents import import_document
+from events.documents import PRODUCED, import_document
 from events.export import FORMATS as EXPORT_FORMATS
 from events.export import (
     BoundedExport,
@@ -49,7 +49,9 @@ from events.mentions import mentions
 from events.models import Event, Place, Statement
 from events.representations import EventShaper, fetch_rows, json_response, plain
 from events.serializers import (
+    DocumentReapplySerializer,
     DocumentReportSerializer,
+    DocumentSerializer,
     DocumentWriteSerializer,
     EventSerializer,
     EventWriteSerializer,
@@ -71,8 +73,16 @@ from events.services import (
     statement_update,
 )
 from ledger.api import idempotency
-from ledger.api.conditional import etag_matches, revision_etag
-from ledger.api.errors import PROBLEM_TYPE_BASE, InvalidQuery, ServiceUnavailable, problem_response
+from ledger.api.conditional import check_if_match, etag_matches, revision_etag
+from ledger.api.errors import (
+    PROBLEM_TYPE_BASE,
+    Conflict,
+    InvalidQuery,
+    PreconditionFailed,
+    PreconditionRequired,
+    ServiceUnavailable,
+    problem_response,
+)
 from ledger.api.filters import FilterBackend, StrictQueryMixin
 from ledger.api.parsers import StrictJSONParser, YAMLParser
 from ledger.api.throttling import SearchThrottle
@@ -511,37 +521,193 @@ class DocumentView(StrictQueryMixin, APIView):
                 dry_run=dry_run,
                 root="/annotation",
             )
-        source = None
+        for problem in report.problems:
+            if problem.code == "unique" and problem.pointer == "/text":
+                problem.hint = (
+                    "To apply a corrected annotation to a stored document, PUT it to "
+                    "/api/v1/documents/<source id>/."
+                )
+        response = _report_response(request, report, dry_run=dry_run)
         if report.created and report.source is not None:
-            source = request.build_absolute_uri(
-                reverse("source-detail", kwargs={"pk": report.source.pk})
-            )
-        body = DocumentReportSerializer(
+            response.status_code = status.HTTP_201_CREATED
+            response["Location"] = response.data["source"]
+        return response
+
+
+def _report_response(request, report, *, dry_run: bool) -> HttpResponse:
+    """A document's report: 200 (dry run, or applied again), or a 400 problem
+    listing every problem with nothing stored."""
+    source = None
+    if report.source is not None and (report.created or report.reapplied):
+        source = request.build_absolute_uri(
+            reverse("source-detail", kwargs={"pk": report.source.pk})
+        )
+    body = DocumentReportSerializer(
+        {
+            "dry_run": dry_run,
+            "valid": not report.problems,
+            "source": source,
+            "counts": report.counts,
+            "matched": report.matched,
+            "additions": report.additions,
+            "suggestions": report.suggestions,
+            "updated": report.updated,
+            "deleted": report.deleted,
+            "problems": [problem.as_dict() for problem in report.problems],
+        }
+    ).data
+    if report.problems and not dry_run:
+        return problem_response(
+            400,
+            "Invalid request",
+            f"The document has {len(report.problems)} problem(s); nothing was stored. "
+            "Send it with ?dry_run=true to check it without storing anything.",
+            type_=PROBLEM_TYPE_BASE + "validation-error",
+            instance=request.path,
+            errors=body["problems"],
+            suggestions=body["suggestions"],
+        )
+    return Response(body)
+
+
+class CanReapplyDocuments(CanImportDocuments):
+    """Applying a corrected annotation may also change and delete the
+    records the document produced; reading a document is open as sources are."""
+
+    required = (
+        *CanImportDocuments.required,
+        "sources.change_source",
+        "sources.delete_evidence",
+        "actors.change_affiliation",
+        "actors.delete_affiliation",
+        "events.change_event",
+        "events.delete_event",
+        "events.change_statement",
+        "events.delete_statement",
+    )
+
+    def has_permission(self, request, view) -> bool:
+        return request.method in ("GET", "HEAD", "OPTIONS") or super().has_permission(request, view)
+
+
+class DocumentDetailView(StrictQueryMixin, APIView):
+    """A stored document: the annotation it was last loaded with and the
+    records that produced; PUT applies a corrected annotation."""
+
+    permission_classes = [CanReapplyDocuments]
+    parser_classes = [StrictJSONParser, YAMLParser]
+    http_method_names = ["get", "head", "put", "options"]
+    query_parameters = {"put": ("dry_run",)}
+
+    def document(self, pk: int, *, lock: bool = False) -> Source:
+        sources = Source.objects.select_for_update() if lock else Source.objects.all()
+        source = sources.filter(pk=pk).first()
+        if source is None:
+            raise Http404("No source has this id.")
+        return source
+
+    @extend_schema(
+        operation_id="documents_retrieve",
+        summary="A stored document's annotation and the records it produced",
+        description="The annotation the document was last loaded with (through this "
+        "endpoint or `manage.py seed`), its digest, and the ids of the affiliations, events "
+        "and statements it produced. The ETag is the source's revision, which a new "
+        "annotation moves on: send it in `If-Match` to PUT a corrected one. A source stored "
+        "on its own (`POST /sources/`) has no annotation: `annotation` is null.",
+        responses={200: DocumentSerializer},
+    )
+    def get(self, request, pk: int):
+        source = self.document(pk)
+        annotation = source.annotation or {}
+        body = DocumentSerializer(
             {
-                "dry_run": dry_run,
-                "valid": not report.problems,
-                "source": source,
-                "counts": report.counts,
-                "matched": report.matched,
-                "additions": report.additions,
-                "suggestions": report.suggestions,
-                "problems": [problem.as_dict() for problem in report.problems],
+                "source": request.build_absolute_uri(
+                    reverse("source-detail", kwargs={"pk": source.pk})
+                ),
+                "annotation": annotation.get("content"),
+                "annotation_sha256": annotation.get("sha256", ""),
+                "records": {
+                    section: sorted((annotation.get("records") or {}).get(section, {}).values())
+                    for section in PRODUCED
+                },
             }
         ).data
-        if report.problems and not dry_run:
-            return problem_response(
-                400,
-                "Invalid request",
-                f"The document has {len(report.problems)} problem(s); nothing was stored. "
-                "Send it with ?dry_run=true to check it without storing anything.",
-                type_=PROBLEM_TYPE_BASE + "validation-error",
-                instance=request.path,
-                errors=body["problems"],
-                suggestions=body["suggestions"],
+        return Response(body, headers={"ETag": revision_etag(source.revision)})
+
+    @extend_schema(
+        operation_id="documents_update",
+        summary="Apply a corrected annotation to a stored document",
+        description="The annotation is applied again to the stored text, with the same checks "
+        "and report as `POST /documents/`. The records the document's previous annotation "
+        "produced are matched to the items: an event, statement or affiliation by its `key`, "
+        "or without one, an event by the passages it cites, a statement by its speaker and "
+        "passages, an affiliation by member, organisation, role and start. Matched records "
+        "are updated in place (their ids and history kept), new items are created, and "
+        "records no item describes any more are deleted (or, where they cite other sources "
+        "too, lose this document's evidence). Actors and places follow the same rules as "
+        "on the first load: found, added to, or in conflict; they are never deleted. An "
+        "unchanged annotation changes nothing. Every write is in history with `via: import`, "
+        "`source_id` and the annotation's digest. Needs `If-Match` with the document's ETag "
+        "(the source's revision).",
+        parameters=[
+            OpenApiParameter(
+                "dry_run",
+                bool,
+                description="true: check everything, change nothing, answer with the report.",
+            ),
+            OpenApiParameter(
+                "If-Match",
+                str,
+                OpenApiParameter.HEADER,
+                required=True,
+                description="The document's ETag, from GET /documents/{id}/.",
+            ),
+        ],
+        request={"application/json": DocumentReapplySerializer},
+        responses={200: DocumentReportSerializer},
+    )
+    def put(self, request, pk: int):
+        dry_run = _boolean(request.query_params.get("dry_run", "false"), "dry_run")
+        return idempotency.run_once(
+            request, lambda: self.reapply(request, pk, dry_run=dry_run), self.handle_exception
+        )
+
+    def reapply(self, request, pk: int, *, dry_run: bool) -> HttpResponse:
+        if_match = request.headers.get("If-Match", "").strip()
+        if not if_match:
+            raise PreconditionRequired()
+        check_if_match(if_match)
+        serializer = DocumentReapplySerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        with transaction.atomic():
+            source = self.document(pk, lock=True)
+            if not etag_matches(if_match, source.revision, weak=False):
+                raise PreconditionFailed(source.revision)
+            if "text" in data and data["text"] != source.text:
+                message = "A stored document's text never changes: send it as it is, or not at all."
+                raise exceptions.ValidationError({"text": [message]})
+            if source.annotation is None and source.evidence.exists():
+                raise Conflict(
+                    "Records cite this source but were not made from an annotation of it, "
+                    "so a new annotation cannot be matched to them. Correct them through "
+                    "their own endpoints."
+                )
+            record_api_context(request)
+            pghistory.context(via="import")
+            report = import_document(
+                text=source.text,
+                annotation=data["annotation"],
+                published_on=data.get("published_on"),
+                dry_run=dry_run,
+                root="/annotation",
+                stored=source,
             )
-        if dry_run:
-            return Response(body)
-        return Response(body, status=status.HTTP_201_CREATED, headers={"Location": source})
+        response = _report_response(request, report, dry_run=dry_run)
+        if not report.problems and not dry_run:
+            source.refresh_from_db(fields=["revision"])
+            response["ETag"] = revision_etag(source.revision)
+        return response
 
 
 def _boolean(raw: str, name: str) -> bool:

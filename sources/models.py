@@ -62,6 +62,12 @@ class Source(Revisioned):
     language = models.CharField(max_length=35, default="en", help_text="BCP 47 tag, e.g. en.")
     text = models.TextField()
     sha256 = models.CharField(max_length=64, unique=True, editable=False)
+    # The annotation the source was last loaded with (documents endpoint,
+    # seed) and the records it produced, by item: {"content": ..., "sha256":
+    # ..., "records": {"events": {item: id}, "statements": ..., "affiliations":
+    # ...}}. A corrected annotation is matched to these records
+    # (events/documents.py). Empty for a source stored on its own.
+    annotation = models.JSONField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -360,3 +360,150 @@ def test_any_annotation_gets_an_answer_and_leaves_nothing_half_written(
             pass
 
     answers()
+
+
+# Re-applying a corrected annotation: PUT /api/v1/documents/{id}/ ------------------
+
+REAPPLIER = (
+    *CURATOR,
+    "change_source",
+    "delete_evidence",
+    "change_affiliation",
+    "delete_affiliation",
+    "change_event",
+    "delete_event",
+    "change_statement",
+    "delete_statement",
+)
+
+
+def stored_border_talks(client) -> tuple[int, dict]:
+    response = post(client, border_talks())
+    assert response.status_code == 201, response.json()
+    return int(response.json()["source"].rstrip("/").rsplit("/", 1)[1]), border_talks()
+
+
+def put(client, pk, body, *, if_match="*", **query):
+    suffix = "?" + "&".join(f"{k}={v}" for k, v in query.items()) if query else ""
+    headers = {"HTTP_IF_MATCH": if_match} if if_match else {}
+    return client.put(f"{DOCUMENTS}{pk}/{suffix}", body, format="json", **headers)
+
+
+def corrected(body: dict) -> dict:
+    """border_talks() corrected: the event's title fixed, the promise
+    reworded, the assessment withdrawn and a new statement about the talks."""
+    body = copy.deepcopy(body)
+    annotation = body["annotation"]
+    annotation["events"][0]["title"] = "Armenia and Azerbaijan hold EU-mediated talks"
+    assessment, promise = annotation["statements"]
+    promise["content"] = "Talks resume in April."
+    annotation["statements"] = [
+        promise,
+        {
+            "key": "mediation",
+            "speaker": "european-union",
+            "kind": "claim",
+            "content": "The EU mediated the talks.",
+            "date": assessment["date"],
+            "about_events": ["brussels-talks"],
+            "evidence": ["The talks were mediated by the EU"],
+        },
+    ]
+    return body
+
+
+@pytest.mark.django_db(transaction=True)  # a revision per request, as in use
+def test_a_corrected_annotation_updates_creates_and_deletes_what_the_document_made(
+    seeded, token_client
+):
+    client = token_client(*REAPPLIER, if_match=None)
+    pk, body = stored_border_talks(client)
+    document = client.get(f"{DOCUMENTS}{pk}/")
+    assert document.status_code == 200 and document["ETag"] == '"1"'
+    made = document.json()["records"]
+    assert len(made["events"]) == 1 and len(made["statements"]) == 2
+    talks = Event.objects.get(pk=made["events"][0])
+    promise = Statement.objects.get(pk__in=made["statements"], kind="promise")
+    assessment = Statement.objects.get(pk__in=made["statements"], kind="assessment")
+    before = counts()
+
+    # Unchanged: nothing is written, not even a revision of the source.
+    response = put(client, pk, body, if_match='"1"')
+    assert response.status_code == 200, response.json()
+    assert response.json()["updated"] == [] and response.json()["deleted"] == []
+    assert response["ETag"] == '"1"' and counts() == before
+
+    # A dry run of the correction reports it and changes nothing.
+    dry = put(client, pk, corrected(body), if_match='"1"', dry_run="true")
+    assert dry.status_code == 200 and dry.json()["dry_run"] is True
+    assert counts() == before
+
+    response = put(client, pk, corrected(body), if_match='"1"')
+    assert response.status_code == 200, response.json()
+    report = response.json()
+    assert {(c["resource"], c["id"]) for c in report["updated"]} == {
+        ("sources", pk),
+        ("events", talks.pk),
+        ("statements", promise.pk),
+    }
+    assert report["deleted"] == [{"resource": "statements", "id": assessment.pk}]
+    assert report["counts"]["statements"] == 1 and response["ETag"] == '"2"'
+    talks.refresh_from_db()
+    promise.refresh_from_db()
+    assert talks.title == "Armenia and Azerbaijan hold EU-mediated talks" and talks.revision == 2
+    assert promise.content == "Talks resume in April." and promise.revision == 2
+    assert not Statement.objects.filter(pk=assessment.pk).exists()
+    mediation = Statement.objects.get(content="The EU mediated the talks.")
+    assert list(mediation.about_events.all()) == [talks]
+    # History carries the document as the context of each change.
+    update = talks.snapshots.get(pgh_label="update")
+    assert update.pgh_context.metadata["via"] == "import"
+    assert update.pgh_context.metadata["source_id"] == pk
+    assert client.get(f"{DOCUMENTS}{pk}/").json()["records"]["statements"] == sorted(
+        [promise.pk, mediation.pk]
+    )
+    # The old ETag is stale now.
+    stale = put(client, pk, body, if_match='"1"')
+    assert stale.status_code == 412 and stale.json()["current_revision"] == 2
+
+
+def test_reapplying_needs_if_match_the_same_text_and_permission(seeded, token_client):
+    client = token_client(*REAPPLIER, if_match=None)
+    pk, body = stored_border_talks(client)
+    assert put(client, pk, body, if_match=None).status_code == 428
+    assert put(client, pk, body, if_match="W/1").status_code == 400
+    other_text = {**body, "text": body["text"] + " More."}
+    response = put(client, pk, other_text)
+    assert response.status_code == 400 and "never changes" in json.dumps(response.json())
+    assert put(client, 10**9, body).status_code == 404
+    assert put(token_client(*CURATOR), pk, body).status_code == 403
+    # A problem in the correction: nothing changes, every problem is listed.
+    broken = copy.deepcopy(body)
+    broken["annotation"]["events"][0]["type"] = "MEET"
+    broken["annotation"]["statements"][0]["evidence"] = ["not in the text at all"]
+    before = counts()
+    response = put(client, pk, broken)
+    assert response.status_code == 400
+    pointers = {error["pointer"] for error in response.json()["errors"]}
+    assert {"/annotation/events/0/type", "/annotation/statements/0/evidence/0"} <= pointers
+    assert counts() == before
+
+
+def test_a_source_stored_on_its_own_cannot_be_matched_once_records_cite_it(seeded, token_client):
+    client = token_client(*REAPPLIER, if_match=None)
+    seed_source = Source.objects.get()
+    seed_source.annotation = None  # as stored through /sources/ and cited by hand
+    seed_source.save()
+    response = put(client, seed_source.pk, border_talks() | {"text": seed_source.text})
+    assert response.status_code == 409
+    assert client.get(f"{DOCUMENTS}{seed_source.pk}/").json()["annotation"] is None
+
+
+def test_posting_a_stored_text_again_points_at_reapplying(seeded, token_client):
+    client = token_client(*REAPPLIER)
+    pk, body = stored_border_talks(client)
+    response = post(client, body)
+    assert response.status_code == 400
+    (error,) = [e for e in response.json()["errors"] if e["pointer"] == "/text"]
+    assert f"already stored as source {pk}" in error["detail"]
+    assert "PUT" in error["hint"]

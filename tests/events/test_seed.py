@@ -2,10 +2,13 @@ import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 from django.core.management import CommandError, call_command
 
 from actors.models import Actor, ActorAlias, ActorIdentifier, Affiliation
-from events.models import Event, EventParticipant, Place, Statement
+from events.documents import annotation_digest
+from events.models import Event, EventParticipant, Place, Statement, StatementSnapshot
+from ledger.models import Change
 from sources.models import Evidence, Source
 
 FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "000_965ae081fd36cede.txt"
@@ -254,12 +257,81 @@ def test_a_document_without_annotation_is_refused(tmp_path):
         seed(document)
 
 
-def test_a_corrected_annotation_of_a_loaded_document_is_not_ignored_silently(tmp_path):
+# Each seed run its own transaction, as in use: a record's revision goes up once per transaction.
+@pytest.mark.django_db(transaction=True)
+def test_a_corrected_annotation_is_applied_to_what_the_document_produced(tmp_path):
     document = write_document(tmp_path, second_annotation())
     assert "loaded as source" in seed(document)
+    source = Source.objects.get()
+    talks = Event.objects.get(title__startswith="Armenia and Azerbaijan hold")
+    promise, assessment = (
+        Statement.objects.get(kind="promise"),
+        Statement.objects.get(kind="assessment"),
+    )
+    before = counts()
+    changes = Change.objects.order_by("pk").last().pk
     assert "nothing changed" in seed(document)  # the same annotation again
+    assert counts() == before and Change.objects.order_by("pk").last().pk == changes
+
+    corrected = (
+        second_annotation()
+        .replace("context: [diplomatic, territory]", "context: [diplomatic]")  # a fix
+        .replace("content: The talks will continue in April.", "content: Talks resume in April.")
+        # the assessment is withdrawn: its item is gone
+        .replace(
+            second_annotation()[
+                second_annotation().index(
+                    "  - speaker: nikol-pashinyan"
+                ) : second_annotation().index("  - speaker: azerbaijan")
+            ],
+            "",
+        )
+    )
+    document.with_suffix(".yaml").write_text(corrected, encoding="utf-8")
+    output = seed(document)
+    # the event, the statement and the source (its annotation)
+    assert "corrected annotation was applied: 3 updated, 0 created, 1 deleted" in output
+    # The same records, changed in place; the withdrawn one deleted, with history.
+    talks.refresh_from_db()
+    promise.refresh_from_db()
+    assert (talks.context, talks.revision) == (["diplomatic"], 2)
+    assert (promise.content, promise.revision) == ("Talks resume in April.", 2)
+    assert not Statement.objects.filter(pk=assessment.pk).exists()
+    assert counts() == {**before, "Statement": 1, "Evidence": before["Evidence"] - 1}
+    digest = annotation_digest(yaml.safe_load(corrected))
+    for record in (talks, promise):
+        update = record.snapshots.get(pgh_label="update")
+        assert (
+            update.pgh_context.metadata.items()
+            >= {
+                "via": "seed",
+                "source_id": source.pk,
+                "annotation_sha256": digest,
+            }.items()
+        )
+    deleted = StatementSnapshot.objects.get(pgh_obj_id=assessment.pk, pgh_label="delete")
+    assert deleted.pgh_context.metadata["annotation_sha256"] == digest
+    assert set(
+        Change.objects.filter(pk__gt=changes).values_list("resource", "object_id", "action")
+    ) == {
+        ("events", talks.pk, "update"),
+        ("statements", promise.pk, "update"),
+        ("statements", assessment.pk, "delete"),
+        ("sources", source.pk, "update"),  # its annotation
+    }
+    source.refresh_from_db()
+    assert source.annotation["sha256"] == digest
+    # Applied once; the second run finds nothing to do.
+    assert "nothing changed" in seed(document)
+
+
+def test_a_document_loaded_before_annotations_were_kept_is_not_corrected_silently(tmp_path):
+    document = write_document(tmp_path, second_annotation())
+    seed(document)
+    Source.objects.update(annotation=None)  # as a database from before kept them
     corrected = second_annotation().replace("The talks will continue in April.", "In April.")
     document.with_suffix(".yaml").write_text(corrected, encoding="utf-8")
     output = seed(document)
-    assert "another version of its annotation: the changes were NOT applied" in output
+    assert "another version of its annotation" in output
+    assert "the changes were NOT applied" in output
     assert not Statement.objects.filter(content="In April.").exists()

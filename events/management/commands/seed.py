@@ -13,7 +13,8 @@ class Command(BaseCommand):
     help = (
         "Load source documents with their annotations (<name>.txt with <name>.yaml). "
         "Without arguments, loads every document in fixtures/. Loading is idempotent: "
-        "a document already stored is left as it is. On any error nothing is written."
+        "a document already stored gets its annotation applied again, which changes "
+        "nothing unless the annotation was corrected. On any error nothing is written."
     )
 
     def add_arguments(self, parser):
@@ -38,12 +39,22 @@ class Command(BaseCommand):
                         f"{document.name}: loaded as source {result.source.pk}: {counts}."
                     )
                 )
+            elif result.updated or result.deleted or any(result.counts.values()):
+                created = sum(result.counts.values())
+                self.stdout.write(
+                    self.style.SUCCESS(
+                        f"{document.name}: already loaded as source {result.source.pk}; its "
+                        f"corrected annotation was applied: {len(result.updated)} updated, "
+                        f"{created} created, {len(result.deleted)} deleted."
+                    )
+                )
             elif result.annotation_changed:
                 self.stdout.write(
                     self.style.WARNING(
                         f"{document.name}: already loaded as source {result.source.pk}, from "
-                        "another version of its annotation: the changes were NOT applied. "
-                        "Correct the records through the API or the admin."
+                        "another version of its annotation, before the service kept annotations: "
+                        "the changes were NOT applied. Correct the records through the API or "
+                        "the admin, or load it into a new database."
                     )
                 )
             else:
