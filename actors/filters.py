@@ -14,7 +14,7 @@ from actors.models import (
     Sector,
     normalized_identifier,
 )
-from ledger.api.filters import AnyOfFilter, CountryFilter, FilterSet, IdFilter
+from ledger.api.filters import AnyOfFilter, CountryFilter, FilterSet, IdOrSlugFilter
 
 
 class IdentifierField(forms.CharField):
@@ -66,12 +66,20 @@ class ActorFilterSet(FilterSet):
 
 
 class AffiliationFilterSet(FilterSet):
-    member = IdFilter(field_name="member_id", help_text="Member's actor id; repeat for several.")
-    organization = IdFilter(
-        field_name="organization_id", help_text="Organisation's actor id; repeat for several."
+    member = IdOrSlugFilter(
+        model=Actor,
+        field_name="member_id",
+        help_text="Member's actor id or slug; repeat for several.",
     )
-    actor = IdFilter(
-        method="filter_actor", help_text="Member or organisation id; repeat for several."
+    organization = IdOrSlugFilter(
+        model=Actor,
+        field_name="organization_id",
+        help_text="Organisation's actor id or slug; repeat for several.",
+    )
+    actor = IdOrSlugFilter(
+        model=Actor,
+        method="filter_actor",
+        help_text="Member's or organisation's actor id or slug; repeat for several.",
     )
     role = filters.CharFilter(lookup_expr="icontains", help_text="Role contains (any case).")
 

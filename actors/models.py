@@ -13,10 +13,12 @@ from django.db.models.functions import Lower, Upper
 
 from ledger.models import (
     COUNTRY_CODE_RE,
+    SLUG_DIGITS_ONLY_RE,
     DatePrecision,
     Revisioned,
     country_code_validator,
     format_date,
+    slug_not_digits_validator,
     track_history,
 )
 from ledger.triggers import ChangeLog, Revision, TouchesParent
@@ -184,7 +186,7 @@ class Actor(Revisioned):
     seed annotations.
     """
 
-    slug = models.SlugField(max_length=100, unique=True)
+    slug = models.SlugField(max_length=100, unique=True, validators=[slug_not_digits_validator])
     name = models.CharField(max_length=300)
     kind = models.CharField(max_length=20, choices=ActorKind.choices)
     country = models.CharField(
@@ -216,6 +218,9 @@ class Actor(Revisioned):
                 name="actors_actor_sector_valid",
             ),
             models.CheckConstraint(condition=~Q(name=""), name="actors_actor_name_not_empty"),
+            models.CheckConstraint(
+                condition=~Q(slug__regex=SLUG_DIGITS_ONLY_RE), name="actors_actor_slug_not_digits"
+            ),
         ]
         triggers = [Revision(), ChangeLog(resource="actors")]
 

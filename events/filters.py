@@ -9,6 +9,7 @@ from django.db.models import BooleanField, Exists, OuterRef, Q, QuerySet
 from django.db.models.expressions import RawSQL
 from drf_spectacular.utils import extend_schema_field
 
+from actors.models import Actor
 from events.models import (
     Event,
     EventContext,
@@ -24,7 +25,14 @@ from events.models import (
     StatementEvent,
     StatementKind,
 )
-from ledger.api.filters import AnyOfFilter, CountryFilter, DateFilter, FilterSet, IdFilter
+from ledger.api.filters import (
+    AnyOfFilter,
+    CountryFilter,
+    DateFilter,
+    FilterSet,
+    IdFilter,
+    IdOrSlugFilter,
+)
 from ledger.models import SEARCH_CONFIG
 from sources.models import Evidence
 
@@ -142,15 +150,22 @@ class EventFilterSet(DateRangeFilterSet):
         method="filter_context",
         help_text="Has this context (any of them, when repeated).",
     )
-    actor = IdFilter(
+    actor = IdOrSlugFilter(
+        model=Actor,
         method="filter_actor",
-        help_text="Actor id taking part in any role (or in `role`, when given); "
+        help_text="Actor id or slug taking part in any role (or in `role`, when given); "
         "repeat for any of several.",
     )
-    initiator = IdFilter(
-        method="filter_initiator", help_text="Initiator's actor id; repeat for several."
+    initiator = IdOrSlugFilter(
+        model=Actor,
+        method="filter_initiator",
+        help_text="Initiator's actor id or slug; repeat for several.",
     )
-    target = IdFilter(method="filter_target", help_text="Target's actor id; repeat for several.")
+    target = IdOrSlugFilter(
+        model=Actor,
+        method="filter_target",
+        help_text="Target's actor id or slug; repeat for several.",
+    )
     role = AnyOfFilter(
         choices=ParticipantRole.choices,
         method="filter_role",
@@ -161,7 +176,9 @@ class EventFilterSet(DateRangeFilterSet):
         field_name="place__country",
         help_text="ISO 3166-1 alpha-3 code of the event's place; repeat for several.",
     )
-    place = IdFilter(field_name="place_id", help_text="Place id; repeat for several.")
+    place = IdOrSlugFilter(
+        model=Place, field_name="place_id", help_text="Place id or slug; repeat for several."
+    )
     source = IdFilter(method="filter_source", help_text="Cites this source id; repeat for several.")
     q = SearchFilter(
         method="filter_q",
@@ -229,18 +246,26 @@ class EventEvidenceSearchFilterSet(EventFilterSet):
 
 
 class StatementFilterSet(DateRangeFilterSet):
-    speaker = IdFilter(field_name="speaker_id", help_text="Speaker's actor id; repeat for several.")
+    speaker = IdOrSlugFilter(
+        model=Actor,
+        field_name="speaker_id",
+        help_text="Speaker's actor id or slug; repeat for several.",
+    )
     kind = AnyOfFilter(
         choices=StatementKind.choices, help_text="Speech-act kind; repeat for several."
     )
     review_status = AnyOfFilter(
         choices=ReviewStatus.choices, help_text="Review status; repeat for several."
     )
-    target = IdFilter(
-        method="filter_target", help_text="Addressed to this actor id; repeat for several."
+    target = IdOrSlugFilter(
+        model=Actor,
+        method="filter_target",
+        help_text="Addressed to this actor (id or slug); repeat for several.",
     )
-    about_actor = IdFilter(
-        method="filter_about_actor", help_text="About this actor id; repeat for several."
+    about_actor = IdOrSlugFilter(
+        model=Actor,
+        method="filter_about_actor",
+        help_text="About this actor (id or slug); repeat for several.",
     )
     about_event = IdFilter(
         method="filter_about_event", help_text="About this event id; repeat for several."

@@ -19,12 +19,14 @@ from django.db.models import Exists, OuterRef, Q
 from ledger.models import (
     COUNTRY_CODE_RE,
     SEARCH_CONFIG,
+    SLUG_DIGITS_ONLY_RE,
     DatedInterval,
     DatePrecision,
     Revisioned,
     country_code_validator,
     format_date,
     format_interval,
+    slug_not_digits_validator,
     track_history,
 )
 from ledger.triggers import ChangeLog, Revision, TouchesParent
@@ -51,7 +53,7 @@ class PlaceKind(models.TextChoices):
 class Place(Revisioned):
     """A named location. Coordinates are optional, but given together."""
 
-    slug = models.SlugField(max_length=100, unique=True)
+    slug = models.SlugField(max_length=100, unique=True, validators=[slug_not_digits_validator])
     name = models.CharField(max_length=300)
     kind = models.CharField(max_length=20, choices=PlaceKind.choices)
     country = models.CharField(max_length=3, blank=True, validators=[country_code_validator])
@@ -94,6 +96,9 @@ class Place(Revisioned):
                 name="events_place_coordinates_valid",
             ),
             models.CheckConstraint(condition=~Q(name=""), name="events_place_name_not_empty"),
+            models.CheckConstraint(
+                condition=~Q(slug__regex=SLUG_DIGITS_ONLY_RE), name="events_place_slug_not_digits"
+            ),
         ]
         triggers = [Revision(), ChangeLog(resource="places")]
 

@@ -22,6 +22,18 @@ country_code_validator = RegexValidator(
     COUNTRY_CODE_RE, "Use an ISO 3166-1 alpha-3 code in capitals, such as ARM (or IGO, EUR)."
 )
 
+# A slug is never digits alone: wherever the API takes an id it takes a slug
+# too, and digits are read as the id. (A positive pattern, so that the OpenAPI
+# document states it; the check constraint says the same to the database.)
+SLUG_RE = r"^[-a-zA-Z0-9_]*[-a-zA-Z_][-a-zA-Z0-9_]*\Z"
+SLUG_DIGITS_ONLY_RE = r"^[0-9]+$"
+slug_not_digits_validator = RegexValidator(
+    SLUG_RE,
+    "A slug has letters, digits, hyphens and underscores, and not digits alone: digits "
+    "alone would read as an id.",
+    code="invalid",
+)
+
 
 # Text search configuration of the full-text indexes and queries.
 SEARCH_CONFIG = "english"

@@ -40,8 +40,12 @@ def model_update(*, instance: Revisioned, fields: dict[str, Any]) -> bool:
 
 def unique_slug(model: type[models.Model], text: str, *, max_length: int = 100) -> str:
     """A slug made from `text` that no row of `model` has: `armenia`, then
-    `armenia-2`, ... (the unique constraint settles a race)."""
-    base = slugify(text)[: max_length - 6].strip("-") or model._meta.model_name or "record"
+    `armenia-2`, ... (the unique constraint settles a race). Never digits
+    alone, which would read as an id: `1991` becomes `actor-1991`."""
+    name = model._meta.model_name or "record"
+    base = slugify(text)[: max_length - 6].strip("-") or name
+    if base.isdigit():
+        base = f"{name}-{base}"[: max_length - 6]
     slug, number = base, 1
     while model._default_manager.filter(slug=slug).exists():
         number += 1

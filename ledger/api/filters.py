@@ -9,6 +9,7 @@ from typing import cast
 
 import django_filters as filters
 from django import forms
+from django.db import models
 from django.http import QueryDict
 from django_filters import CharFilter, MultipleChoiceFilter
 from django_filters.rest_framework import DjangoFilterBackend
@@ -20,7 +21,7 @@ from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
 from ledger.api.errors import InvalidQuery
-from ledger.api.inputs import ID_TEXT, MAX_ID, date_from_iso
+from ledger.api.inputs import ID_TEXT, MAX_ID, SLUG_MAX_LENGTH, date_from_iso, id_or_slug
 from ledger.models import COUNTRY_CODE_RE
 
 # Filtering and throttling ---------------------------------------------------
@@ -243,6 +244,59 @@ class IdFilter(AnyOfFilter):
     """Record ids: `actor=2&actor=3` is either of them."""
 
     field_class = IdsField
+
+
+# Ids start at 1: a value that matches no record, for slugs that name none.
+NO_RECORD = 0
+
+
+class IdsOrSlugsField(IdsField):
+    """References to records of `model`, one per repetition of the parameter,
+    each an id or a slug, cleaned to ids: the slugs are looked up in one query.
+    A slug no record has is like an id no record has: it matches nothing."""
+
+    def __init__(self, *args, model: type[models.Model], **kwargs):
+        self.model = model
+        super().__init__(*args, **kwargs)
+
+    # Ids, cleaned to whole numbers: not the strings of its base class.
+    def to_python(self, value) -> list[int]:  # type: ignore[override]
+        ids: list[int] = []
+        slugs: list[str] = []
+        for item in value or ():
+            reference = id_or_slug(item) if isinstance(item, str) else None
+            if reference is None:
+                raise forms.ValidationError(
+                    "%(value)r is neither an id nor a slug: an id is a whole number (e.g. 3), "
+                    "a slug has letters, digits, hyphens and underscores (e.g. armenia).",
+                    code="invalid",
+                    params={
+                        "value": item[: SLUG_MAX_LENGTH + 1] if isinstance(item, str) else item
+                    },
+                )
+            if isinstance(reference, int):
+                ids.append(reference)
+            else:
+                slugs.append(reference)
+        if slugs:
+            found = self.model._default_manager.filter(slug__in=set(slugs))
+            ids.extend(found.values_list("pk", flat=True))
+            if not ids:
+                ids.append(NO_RECORD)
+        return ids
+
+
+@extend_schema_field(
+    {"type": "string", "pattern": "^[-a-zA-Z0-9_]+$", "maxLength": SLUG_MAX_LENGTH}
+)
+class IdOrSlugFilter(AnyOfFilter):
+    """References to records of `model` (actors, places) by id or slug:
+    `actor=armenia&actor=3` is either of them."""
+
+    field_class = IdsOrSlugsField
+
+    def __init__(self, *args, model: type[models.Model], **kwargs):
+        super().__init__(*args, model=model, **kwargs)
 
 
 class CodesField(forms.MultipleChoiceField):

@@ -1,4 +1,4 @@
-"""How values are written in queries and bodies: dates, ids, page sizes."""
+"""How values are written in queries and bodies: dates, ids, slugs, page sizes."""
 
 import calendar
 import datetime
@@ -48,6 +48,22 @@ def date_from_iso(text: str) -> datetime.date:
 
 MAX_ID = 2**63 - 1  # ids are bigint
 ID_TEXT = re.compile(r"[0-9]{1,19}")  # an id as written in a query or a body
+
+# A slug as stored (Django's SlugField, at most 100 characters). Digits alone
+# are an id, never a slug: the models refuse such slugs (ledger.models).
+SLUG_MAX_LENGTH = 100
+SLUG_TEXT = re.compile(rf"[-a-zA-Z0-9_]{{1,{SLUG_MAX_LENGTH}}}")
+
+
+def id_or_slug(text: str) -> int | str | None:
+    """`text` read as a reference: an id (whole number, within the bigint
+    range) when it is digits only, else a slug when it has a slug's form, else
+    None. Whether the record exists is for the caller to ask."""
+    if ID_TEXT.fullmatch(text):
+        return int(text) if int(text) <= MAX_ID else None
+    if text.isdigit() or not SLUG_TEXT.fullmatch(text):
+        return None
+    return text
 
 
 def page_size_from(raw: str | None, default: int, maximum: int) -> int:

@@ -6,13 +6,14 @@ from typing import Any, cast
 
 from django.conf import settings
 from django.db import models
+from drf_spectacular.extensions import OpenApiSerializerFieldExtension
 from rest_framework import serializers
 from rest_framework.exceptions import ErrorDetail
 from rest_framework.relations import MANY_RELATION_KWARGS
 
 from ledger import registry
-from ledger.api.inputs import ID_TEXT, MAX_ID, date_from_iso
-from ledger.models import ChangeAction
+from ledger.api.inputs import ID_TEXT, MAX_ID, SLUG_MAX_LENGTH, date_from_iso, id_or_slug
+from ledger.models import SLUG_RE, ChangeAction
 
 # Shared pieces ----------------------------------------------------------------
 
@@ -91,9 +92,22 @@ class IdListField(serializers.ManyRelatedField):
         return super().to_internal_value(data)
 
 
+def takes_slugs(model: type[models.Model]) -> bool:
+    """Whether records of `model` are referred to by slug as well as by id."""
+    return any(field.name == "slug" for field in model._meta.concrete_fields)
+
+
 class IdField(serializers.PrimaryKeyRelatedField):
     """A record's id: a whole number (or a string of digits), never a float, a
-    boolean or a list; an id no record can have is "does not exist"."""
+    boolean or a list; an id no record can have is "does not exist". For a
+    model with a slug (actors, places), its slug is accepted too: `"armenia"`
+    means what the id of Armenia means. Digits are always an id."""
+
+    default_error_messages = {
+        "incorrect_slug": "Expected an id or a slug, received {value!r}: an id is a whole "
+        "number, a slug has letters, digits, hyphens and underscores (e.g. armenia).",
+        "slug_does_not_exist": "No {model} has the slug {slug!r}.",
+    }
 
     @classmethod
     def many_init(cls, *args, **kwargs):
@@ -106,20 +120,65 @@ class IdField(serializers.PrimaryKeyRelatedField):
     def to_internal_value(self, data):
         if isinstance(data, bool) or not isinstance(data, int | str):
             self.fail("incorrect_type", data_type=type(data).__name__)
+        queryset = self.get_queryset()
+        assert queryset is not None  # a writable related field has one (DRF asserts it)
+        model = queryset.model
         if isinstance(data, str) and not ID_TEXT.fullmatch(data):
-            self.fail("incorrect_type", data_type="str")
+            if not takes_slugs(model):
+                self.fail("incorrect_type", data_type="str")
+            if not isinstance(id_or_slug(data), str):
+                self.fail("incorrect_slug", value=data[: SLUG_MAX_LENGTH + 1])
+            return self._load(("slug", model, data), lambda: self._by_slug(queryset, data))
         if not 0 < int(data) <= MAX_ID:
             self.fail("does_not_exist", pk_value=data)
+        return self._load((model, int(data)), lambda: super(IdField, self).to_internal_value(data))
+
+    def _by_slug(self, queryset, slug: str):
+        try:
+            return queryset.get(slug=slug)
+        except queryset.model.DoesNotExist:
+            self.fail("slug_does_not_exist", model=queryset.model._meta.verbose_name, slug=slug)
+
+    def _load(self, key, load):
         # Each record once per request: two thousand evidence items citing one
         # source read its text once, not two thousand times.
         # DRF's context is a dict; its stubs say Mapping.
         loaded = self.context.setdefault("_loaded_records", {})  # type: ignore[attr-defined]
-        queryset = self.get_queryset()
-        assert queryset is not None  # a writable related field has one (DRF asserts it)
-        key = (queryset.model, int(data))
         if key not in loaded:
-            loaded[key] = super().to_internal_value(data)
+            loaded[key] = load()
         return loaded[key]
+
+
+class IdFieldSchema(OpenApiSerializerFieldExtension):
+    """An IdField in the schema: an integer, or for a model with slugs an
+    integer or a slug string (oneOf). The title (`ActorIdOrSlug`) names the
+    type the generated clients make of it; as a component of its own, the
+    TypeScript generator warns on a oneOf of plain types."""
+
+    target_class = IdField
+
+    def _slugged_model(self) -> type[models.Model] | None:
+        queryset = self.target.get_queryset()
+        if queryset is None or not takes_slugs(queryset.model):
+            return None
+        return queryset.model
+
+    def map_serializer_field(self, auto_schema, direction):
+        model = self._slugged_model()
+        if model is None:
+            return auto_schema._map_serializer_field(self.target, direction, bypass_extensions=True)
+        id_schema = {"type": "integer"}
+        slug_schema = {
+            "type": "string",
+            "pattern": SLUG_RE.replace("\\Z", "$"),
+            "maxLength": SLUG_MAX_LENGTH,
+        }
+        name = model._meta.verbose_name
+        return {
+            "title": f"{model.__name__}IdOrSlug",
+            "oneOf": [id_schema, slug_schema],
+            "description": f"The {name}'s id, or its slug (digits alone are an id).",
+        }
 
 
 # For every input serializer: a body key that is not a writable field is an
