@@ -450,9 +450,10 @@ class _Loader:
             self.source_problems(exc)
         except IntegrityError:
             # The same text stored by a concurrent request since clean() looked.
+            twin = Source.objects.with_text(self.text).values_list("pk", flat=True).first()
             self.problem(
                 "/text",
-                "This text was stored by another request meanwhile.",
+                f"This text was stored as source {twin} by another request meanwhile.",
                 code="unique",
                 label="source",
                 field="text",

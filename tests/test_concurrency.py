@@ -68,3 +68,54 @@ def test_concurrent_conditional_patches_each_apply_exactly_once(token_client, se
     assert len(stored.description) == sum(len(m) for m in markers)
     assert stored.revision == 1 + total
     print(f"{total} updates applied once each; {statuses.count(412)} stale writes refused")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_uploads_of_one_document_store_it_once(token_client, settings):
+    """The same text posted by several clients at once: one stores it, every
+    other gets a 400 problem at /text, and nothing is half-written."""
+    from events.models import Event
+    from sources.models import Source
+    from tests.events.test_api_documents import CURATOR, border_talks
+
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {"anon": "100000/min", "user": "100000/min"},
+    }
+    for key in ("armenia", "azerbaijan", "european-union", "nikol-pashinyan"):
+        ActorFactory(slug=key, name=key.replace("-", " ").title())
+    body = border_talks()
+    for actor in body["annotation"]["actors"]:
+        actor.pop("identifiers", None)  # the factory's actors hold none
+        actor.pop("kind", None), actor.pop("country", None)
+    token = token_client(*CURATOR)._credentials["HTTP_AUTHORIZATION"]
+    barrier = threading.Barrier(4)
+    responses: list = []
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=token)
+        try:
+            barrier.wait(timeout=30)
+            responses.append(client.post("/api/v1/documents/", body, format="json"))
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not errors, errors
+    statuses = sorted(response.status_code for response in responses)
+    assert statuses == [201, 400, 400, 400], [r.content[:300] for r in responses]
+    for response in responses:
+        if response.status_code == 400:
+            pointers = {error["pointer"] for error in response.json()["errors"]}
+            assert pointers == {"/text"}, response.json()
+            assert "stored as source" in response.json()["errors"][0]["detail"]
+    assert Source.objects.filter(sha256=Source.digest(body["text"])).count() == 1
+    assert Event.objects.count() == 1
