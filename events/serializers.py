@@ -449,6 +449,56 @@ class StatementWriteSerializer(StrictInputMixin, DatedInputMixin, serializers.Mo
         ]
 
 
+# Mentions -----------------------------------------------------------------------
+
+
+class MentionMatchSerializer(serializers.Serializer):
+    """A stored actor or place that a span of the text may name."""
+
+    kind = serializers.ChoiceField(choices=["actor", "place"])
+    id = serializers.IntegerField()
+    slug = serializers.CharField()
+    name = serializers.CharField(help_text="The record's name (the span may be an alias).")
+
+
+class NameMentionSerializer(serializers.Serializer):
+    """A span of the text that is the name or an alias of stored records."""
+
+    start = serializers.IntegerField(help_text="Offset of the first character (code points).")
+    end = serializers.IntegerField(help_text="Offset just past the last character.")
+    text = serializers.CharField(help_text="The span's words as the text has them.")
+    matches = MentionMatchSerializer(
+        many=True, help_text="Every actor and place of that name or alias (actors first)."
+    )
+
+
+class DateMentionSerializer(serializers.Serializer):
+    """A date the text states, with the days it covers."""
+
+    start = serializers.IntegerField(help_text="Offset of the first character (code points).")
+    end = serializers.IntegerField(help_text="Offset just past the last character.")
+    text = serializers.CharField()
+    date_start = serializers.DateField(help_text="The first day the date covers.")
+    date_end = serializers.DateField(help_text="The last day the date covers.")
+    date_precision = serializers.ChoiceField(choices=["day", "month", "year"])
+
+
+class QuoteMentionSerializer(serializers.Serializer):
+    """A passage between double quotes: the words inside the marks."""
+
+    start = serializers.IntegerField(help_text="Offset of the first character (code points).")
+    end = serializers.IntegerField(help_text="Offset just past the last character.")
+    text = serializers.CharField()
+
+
+class MentionsSerializer(serializers.Serializer):
+    """What an annotator of a text may want to record, in the order of the text."""
+
+    names = NameMentionSerializer(many=True)
+    dates = DateMentionSerializer(many=True)
+    quotes = QuoteMentionSerializer(many=True)
+
+
 # Documents --------------------------------------------------------------------
 
 
@@ -564,53 +614,9 @@ class DocumentReportSerializer(serializers.Serializer):
         help_text="Records the document produced before and no longer describes (re-applied).",
     )
     problems = DocumentProblemSerializer(many=True)
-
-
-# Mentions -----------------------------------------------------------------------
-
-
-class MentionMatchSerializer(serializers.Serializer):
-    """A stored actor or place that a span of the text may name."""
-
-    kind = serializers.ChoiceField(choices=["actor", "place"])
-    id = serializers.IntegerField()
-    slug = serializers.CharField()
-    name = serializers.CharField(help_text="The record's name (the span may be an alias).")
-
-
-class NameMentionSerializer(serializers.Serializer):
-    """A span of the text that is the name or an alias of stored records."""
-
-    start = serializers.IntegerField(help_text="Offset of the first character (code points).")
-    end = serializers.IntegerField(help_text="Offset just past the last character.")
-    text = serializers.CharField(help_text="The span's words as the text has them.")
-    matches = MentionMatchSerializer(
-        many=True, help_text="Every actor and place of that name or alias (actors first)."
+    mentions = MentionsSerializer(
+        allow_null=True,
+        help_text="On a dry run: what the text mentions, as GET /sources/{id}/mentions/ "
+        "gives it for a stored source (names of stored actors and places, dates, quotes), "
+        "to annotate from. Null otherwise.",
     )
-
-
-class DateMentionSerializer(serializers.Serializer):
-    """A date the text states, with the days it covers."""
-
-    start = serializers.IntegerField(help_text="Offset of the first character (code points).")
-    end = serializers.IntegerField(help_text="Offset just past the last character.")
-    text = serializers.CharField()
-    date_start = serializers.DateField(help_text="The first day the date covers.")
-    date_end = serializers.DateField(help_text="The last day the date covers.")
-    date_precision = serializers.ChoiceField(choices=["day", "month", "year"])
-
-
-class QuoteMentionSerializer(serializers.Serializer):
-    """A passage between double quotes: the words inside the marks."""
-
-    start = serializers.IntegerField(help_text="Offset of the first character (code points).")
-    end = serializers.IntegerField(help_text="Offset just past the last character.")
-    text = serializers.CharField()
-
-
-class MentionsSerializer(serializers.Serializer):
-    """What an annotator of a text may want to record, in the order of the text."""
-
-    names = NameMentionSerializer(many=True)
-    dates = DateMentionSerializer(many=True)
-    quotes = QuoteMentionSerializer(many=True)

@@ -511,6 +511,8 @@ class DocumentView(StrictQueryMixin, APIView):
         serializer = DocumentWriteSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
+        # Before the import writes anything: the names index is then the shared one.
+        found = mentions(data["text"]) if dry_run else None
         with transaction.atomic():
             record_api_context(request)
             pghistory.context(via="import")
@@ -527,14 +529,14 @@ class DocumentView(StrictQueryMixin, APIView):
                     "To apply a corrected annotation to a stored document, PUT it to "
                     "/api/v1/documents/<source id>/."
                 )
-        response = _report_response(request, report, dry_run=dry_run)
+        response = _report_response(request, report, dry_run=dry_run, mentions=found)
         if report.created and report.source is not None:
             response.status_code = status.HTTP_201_CREATED
             response["Location"] = response.data["source"]
         return response
 
 
-def _report_response(request, report, *, dry_run: bool) -> HttpResponse:
+def _report_response(request, report, *, dry_run: bool, mentions=None) -> HttpResponse:
     """A document's report: 200 (dry run, or applied again), or a 400 problem
     listing every problem with nothing stored."""
     source = None
@@ -554,6 +556,7 @@ def _report_response(request, report, *, dry_run: bool) -> HttpResponse:
             "updated": report.updated,
             "deleted": report.deleted,
             "problems": [problem.as_dict() for problem in report.problems],
+            "mentions": mentions,
         }
     ).data
     if report.problems and not dry_run:
@@ -693,6 +696,7 @@ class DocumentDetailView(StrictQueryMixin, APIView):
                     "so a new annotation cannot be matched to them. Correct them through "
                     "their own endpoints."
                 )
+            found = mentions(source.text) if dry_run else None
             record_api_context(request)
             pghistory.context(via="import")
             report = import_document(
@@ -703,7 +707,7 @@ class DocumentDetailView(StrictQueryMixin, APIView):
                 root="/annotation",
                 stored=source,
             )
-        response = _report_response(request, report, dry_run=dry_run)
+        response = _report_response(request, report, dry_run=dry_run, mentions=found)
         if not report.problems and not dry_run:
             source.refresh_from_db(fields=["revision"])
             response["ETag"] = revision_etag(source.revision)

@@ -220,11 +220,22 @@ def documents_server(tmp_path_factory):
 
 
 def test_python_client_stores_a_document_after_a_dry_run(documents_server, python_client):
-    """The workflow of docs/api.md ("Documents"): check, fix, store."""
+    """The workflow of docs/api.md ("Documents"): check, fix, store, see the
+    mentions, correct."""
     server = documents_server
     from event_ledger_api_client import AuthenticatedClient
-    from event_ledger_api_client.api.documents import documents_create
-    from event_ledger_api_client.models import DocumentReport, DocumentWriteRequest, Problem
+    from event_ledger_api_client.api.documents import (
+        documents_create,
+        documents_retrieve,
+        documents_update,
+    )
+    from event_ledger_api_client.api.sources import sources_mentions_retrieve
+    from event_ledger_api_client.models import (
+        DocumentReapplyRequest,
+        DocumentReport,
+        DocumentWriteRequest,
+        Problem,
+    )
 
     writer = AuthenticatedClient(base_url=server["url"], token=server["token"], prefix="Token")
     text = "Georgia and Armenia signed a transit agreement in Tbilisi on Tuesday."
@@ -259,6 +270,28 @@ def test_python_client_stores_a_document_after_a_dry_run(documents_server, pytho
     assert stored.parsed.counts.to_dict()["events"] == 1
     again = documents_create.sync(client=writer, body=body)
     assert isinstance(again, Problem) and again.status == 400
+
+    # What the stored text mentions, then a correction of its annotation.
+    source_id = int(stored.parsed.source.rstrip("/").rsplit("/", 1)[1])
+    found = sources_mentions_retrieve.sync(client=writer, id=source_id)
+    assert [name.text for name in found.names] == ["Georgia", "Armenia"]
+    document = documents_retrieve.sync_detailed(client=writer, id=source_id)
+    assert document.status_code == 200 and document.parsed.annotation["format"]
+    [event_id] = document.parsed.records.to_dict()["events"]
+    annotation["events"][0]["title"] = "Georgia and Armenia sign a transit deal"
+    corrected = DocumentReapplyRequest(annotation=annotation)
+    report = documents_update.sync(
+        client=writer, id=source_id, body=corrected, if_match=document.headers["etag"]
+    )
+    assert isinstance(report, DocumentReport) and report.valid, report
+    assert {(change.resource, change.id) for change in report.updated} == {
+        ("sources", source_id),
+        ("events", event_id),
+    }
+    stale = documents_update.sync(
+        client=writer, id=source_id, body=corrected, if_match=document.headers["etag"]
+    )
+    assert isinstance(stale, Problem) and stale.status == 412
 
 
 @pytest.mark.skipif(not TSC.exists(), reason="run `npm ci` (make test does) for TypeScript")

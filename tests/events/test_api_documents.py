@@ -63,6 +63,7 @@ def test_a_document_is_stored_in_one_request(seeded, token_client):
     assert response.status_code == 201, response.json()
     body = response.json()
     assert body["valid"] is True and body["dry_run"] is False and body["problems"] == []
+    assert body["mentions"] is None  # a dry run's
     assert body["counts"] == {
         "actors": 0,
         "places": 1,
@@ -98,6 +99,13 @@ def test_a_dry_run_reports_and_stores_nothing(seeded, token_client):
     assert body["dry_run"] is True and body["valid"] is True and body["source"] is None
     assert body["counts"]["events"] == 1 and body["counts"]["statements"] == 2
     assert counts() == before
+    # What the text mentions, to annotate from: stored names, dates, quotes.
+    text = border_talks()["text"]
+    names = {(n["text"], n["matches"][0]["slug"]) for n in body["mentions"]["names"]}
+    assert {("Armenia", "armenia"), ("Azerbaijan", "azerbaijan"), ("EU", "european-union")} <= names
+    for span in body["mentions"]["names"] + body["mentions"]["quotes"]:
+        assert text[span["start"] : span["end"]] == span["text"]
+    assert [q["text"] for q in body["mentions"]["quotes"]] == ["constructive"]
 
 
 def test_every_problem_is_reported_at_once_with_pointers_and_hints(seeded, token_client):
