@@ -6,44 +6,74 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('sources', '0002_triggers_declared_on_models'),
+        ("sources", "0002_triggers_declared_on_models"),
     ]
 
     operations = [
         pgtrigger.migrations.RemoveTrigger(
-            model_name='source',
-            name='insert_insert',
+            model_name="source",
+            name="insert_insert",
         ),
         pgtrigger.migrations.RemoveTrigger(
-            model_name='source',
-            name='update_update',
+            model_name="source",
+            name="update_update",
         ),
         pgtrigger.migrations.RemoveTrigger(
-            model_name='source',
-            name='delete_delete',
+            model_name="source",
+            name="delete_delete",
         ),
         migrations.AddField(
-            model_name='source',
-            name='annotation',
+            model_name="source",
+            name="annotation",
             field=models.JSONField(blank=True, editable=False, null=True),
         ),
         migrations.AddField(
-            model_name='sourcesnapshot',
-            name='annotation',
+            model_name="sourcesnapshot",
+            name="annotation",
             field=models.JSONField(blank=True, editable=False, null=True),
         ),
         pgtrigger.migrations.AddTrigger(
-            model_name='source',
-            trigger=pgtrigger.compiler.Trigger(name='insert_insert', sql=pgtrigger.compiler.UpsertTriggerSql(func='INSERT INTO "events_sourcesnapshot" ("annotation", "created_at", "id", "language", "pgh_context_id", "pgh_created_at", "pgh_label", "pgh_obj_id", "published_on", "publisher", "revision", "sha256", "text", "title", "updated_at", "url") VALUES (NEW."annotation", NEW."created_at", NEW."id", NEW."language", _pgh_attach_context(), NOW(), \'insert\', NEW."id", NEW."published_on", NEW."publisher", NEW."revision", NEW."sha256", NEW."text", NEW."title", NEW."updated_at", NEW."url"); RETURN NULL;', hash='23511db911f455aac6a3152f3f0b350aa3ad6de2', operation='INSERT', pgid='pgtrigger_insert_insert_c3ed3', table='events_source', when='AFTER')),
+            model_name="source",
+            trigger=pgtrigger.compiler.Trigger(
+                name="insert_insert",
+                sql=pgtrigger.compiler.UpsertTriggerSql(
+                    func='INSERT INTO "events_sourcesnapshot" ("annotation", "created_at", "id", "language", "pgh_context_id", "pgh_created_at", "pgh_label", "pgh_obj_id", "published_on", "publisher", "revision", "sha256", "text", "title", "updated_at", "url") VALUES (NEW."annotation", NEW."created_at", NEW."id", NEW."language", _pgh_attach_context(), NOW(), \'insert\', NEW."id", NEW."published_on", NEW."publisher", NEW."revision", NEW."sha256", NEW."text", NEW."title", NEW."updated_at", NEW."url"); RETURN NULL;',
+                    hash="23511db911f455aac6a3152f3f0b350aa3ad6de2",
+                    operation="INSERT",
+                    pgid="pgtrigger_insert_insert_c3ed3",
+                    table="events_source",
+                    when="AFTER",
+                ),
+            ),
         ),
         pgtrigger.migrations.AddTrigger(
-            model_name='source',
-            trigger=pgtrigger.compiler.Trigger(name='update_update', sql=pgtrigger.compiler.UpsertTriggerSql(condition='WHEN (OLD."annotation" IS DISTINCT FROM (NEW."annotation") OR OLD."created_at" IS DISTINCT FROM (NEW."created_at") OR OLD."id" IS DISTINCT FROM (NEW."id") OR OLD."language" IS DISTINCT FROM (NEW."language") OR OLD."published_on" IS DISTINCT FROM (NEW."published_on") OR OLD."publisher" IS DISTINCT FROM (NEW."publisher") OR OLD."revision" IS DISTINCT FROM (NEW."revision") OR OLD."sha256" IS DISTINCT FROM (NEW."sha256") OR OLD."text" IS DISTINCT FROM (NEW."text") OR OLD."title" IS DISTINCT FROM (NEW."title") OR OLD."updated_at" IS DISTINCT FROM (NEW."updated_at") OR OLD."url" IS DISTINCT FROM (NEW."url"))', func='INSERT INTO "events_sourcesnapshot" ("annotation", "created_at", "id", "language", "pgh_context_id", "pgh_created_at", "pgh_label", "pgh_obj_id", "published_on", "publisher", "revision", "sha256", "text", "title", "updated_at", "url") VALUES (NEW."annotation", NEW."created_at", NEW."id", NEW."language", _pgh_attach_context(), NOW(), \'update\', NEW."id", NEW."published_on", NEW."publisher", NEW."revision", NEW."sha256", NEW."text", NEW."title", NEW."updated_at", NEW."url"); RETURN NULL;', hash='df2e58dc272f58ef193f8cdeb0a87f250fc2901b', operation='UPDATE', pgid='pgtrigger_update_update_e6185', table='events_source', when='AFTER')),
+            model_name="source",
+            trigger=pgtrigger.compiler.Trigger(
+                name="update_update",
+                sql=pgtrigger.compiler.UpsertTriggerSql(
+                    condition='WHEN (OLD."annotation" IS DISTINCT FROM (NEW."annotation") OR OLD."created_at" IS DISTINCT FROM (NEW."created_at") OR OLD."id" IS DISTINCT FROM (NEW."id") OR OLD."language" IS DISTINCT FROM (NEW."language") OR OLD."published_on" IS DISTINCT FROM (NEW."published_on") OR OLD."publisher" IS DISTINCT FROM (NEW."publisher") OR OLD."revision" IS DISTINCT FROM (NEW."revision") OR OLD."sha256" IS DISTINCT FROM (NEW."sha256") OR OLD."text" IS DISTINCT FROM (NEW."text") OR OLD."title" IS DISTINCT FROM (NEW."title") OR OLD."updated_at" IS DISTINCT FROM (NEW."updated_at") OR OLD."url" IS DISTINCT FROM (NEW."url"))',
+                    func='INSERT INTO "events_sourcesnapshot" ("annotation", "created_at", "id", "language", "pgh_context_id", "pgh_created_at", "pgh_label", "pgh_obj_id", "published_on", "publisher", "revision", "sha256", "text", "title", "updated_at", "url") VALUES (NEW."annotation", NEW."created_at", NEW."id", NEW."language", _pgh_attach_context(), NOW(), \'update\', NEW."id", NEW."published_on", NEW."publisher", NEW."revision", NEW."sha256", NEW."text", NEW."title", NEW."updated_at", NEW."url"); RETURN NULL;',
+                    hash="df2e58dc272f58ef193f8cdeb0a87f250fc2901b",
+                    operation="UPDATE",
+                    pgid="pgtrigger_update_update_e6185",
+                    table="events_source",
+                    when="AFTER",
+                ),
+            ),
         ),
         pgtrigger.migrations.AddTrigger(
-            model_name='source',
-            trigger=pgtrigger.compiler.Trigger(name='delete_delete', sql=pgtrigger.compiler.UpsertTriggerSql(func='INSERT INTO "events_sourcesnapshot" ("annotation", "created_at", "id", "language", "pgh_context_id", "pgh_created_at", "pgh_label", "pgh_obj_id", "published_on", "publisher", "revision", "sha256", "text", "title", "updated_at", "url") VALUES (OLD."annotation", OLD."created_at", OLD."id", OLD."language", _pgh_attach_context(), NOW(), \'delete\', OLD."id", OLD."published_on", OLD."publisher", OLD."revision", OLD."sha256", OLD."text", OLD."title", OLD."updated_at", OLD."url"); RETURN NULL;', hash='0933af6cc9d9d600210052869c088059b82ae0a7', operation='DELETE', pgid='pgtrigger_delete_delete_fde77', table='events_source', when='AFTER')),
+            model_name="source",
+            trigger=pgtrigger.compiler.Trigger(
+                name="delete_delete",
+                sql=pgtrigger.compiler.UpsertTriggerSql(
+                    func='INSERT INTO "events_sourcesnapshot" ("annotation", "created_at", "id", "language", "pgh_context_id", "pgh_created_at", "pgh_label", "pgh_obj_id", "published_on", "publisher", "revision", "sha256", "text", "title", "updated_at", "url") VALUES (OLD."annotation", OLD."created_at", OLD."id", OLD."language", _pgh_attach_context(), NOW(), \'delete\', OLD."id", OLD."published_on", OLD."publisher", OLD."revision", OLD."sha256", OLD."text", OLD."title", OLD."updated_at", OLD."url"); RETURN NULL;',
+                    hash="0933af6cc9d9d600210052869c088059b82ae0a7",
+                    operation="DELETE",
+                    pgid="pgtrigger_delete_delete_fde77",
+                    table="events_source",
+                    when="AFTER",
+                ),
+            ),
         ),
     ]
