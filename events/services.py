@@ -161,10 +161,22 @@ def _replace_participants(event: Event, participants: Iterable[tuple[Actor, str]
     if current == [(actor.pk, role) for actor, role in participants]:
         return
     event.participants.all().delete()
+    rows, seen = [], set()
     for actor, role in participants:
-        participant = EventParticipant(event=event, actor=actor, role=role)
-        participant.full_clean()
-        participant.save()
+        if (actor.pk, role) in seen:
+            raise ValidationError(
+                {"participants": f"{actor} takes part as {role or 'no role'} twice."}
+            )
+        seen.add((actor.pk, role))
+        row = EventParticipant(event=event, actor=actor, role=role)
+        # Fields and rules, as full_clean() checks them, without a query: the
+        # event and the actor are at hand, the role's choices are its check
+        # constraint, and with the old rows gone the unique triple can only
+        # repeat within the list (the database enforces all three regardless).
+        row.clean_fields(exclude=["event", "actor"])
+        row.clean()
+        rows.append(row)
+    EventParticipant.objects.bulk_create(rows)
 
 
 @transaction.atomic
