@@ -15,6 +15,7 @@ from ledger.models import (
     COUNTRY_CODE_RE,
     SLUG_DIGITS_ONLY_RE,
     DatePrecision,
+    Mergeable,
     Revisioned,
     country_code_validator,
     format_date,
@@ -178,7 +179,7 @@ class ActorQuerySet(models.QuerySet):
 
 
 @track_history("ActorSnapshot")
-class Actor(Revisioned):
+class Actor(Mergeable, Revisioned):
     """Someone who acts or speaks.
 
     `id` is the stable public identifier: it comes from an identity column and is

@@ -122,6 +122,7 @@ class ActorSerializer(serializers.ModelSerializer):
             "events_url",
             "statements_url",
             "affiliations_url",
+            "merged_into",
             "created_at",
             "updated_at",
         ]

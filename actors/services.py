@@ -6,7 +6,9 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from django.db import transaction
 
-from actors.models import Actor, ActorAlias, ActorIdentifier, Affiliation
+from actors.models import Actor, ActorAlias, ActorIdentifier, Affiliation, folded
+from ledger import merging
+from ledger.merging import MergeConflict
 from ledger.models import DatePrecision
 from ledger.services import model_update, unique_slug
 from sources.services import Span, evidence_attach, evidence_replace
@@ -125,3 +127,43 @@ def affiliation_update(
 @transaction.atomic
 def affiliation_delete(*, affiliation: Affiliation) -> None:
     affiliation.delete()
+
+
+def _distinct_identifiers(actor: Actor, into: Actor) -> None:
+    """Refuse to merge two actors holding different values of one scheme:
+    they are likely two actors, and one identifier would be lost."""
+    held = dict(into.identifiers.values_list("scheme", "value"))
+    for scheme, value in actor.identifiers.values_list("scheme", "value"):
+        if scheme in held and held[scheme] != value:
+            raise MergeConflict(
+                f"Both actors hold an identifier of scheme {scheme}: {actor.slug} (id "
+                f"{actor.pk}) has {value}, {into.slug} (id {into.pk}) has {held[scheme]}. "
+                "Remove the wrong one first, or do not merge them."
+            )
+
+
+@transaction.atomic
+def actor_merge(*, actor: Actor, into: Actor) -> dict:
+    """Merge `actor`, a duplicate, into `into` (ledger.merging): its
+    participations, statements, statement links, affiliations, aliases and
+    identifiers move to `into`, and its name becomes one of `into`'s aliases.
+    Both rows are locked by the caller."""
+    done = merging.merge(actor, into, check=_distinct_identifiers)
+    held = {folded(into.name), *(folded(a) for a in alias_names(into))}
+    if folded(actor.name) not in held:
+        alias = ActorAlias(actor=into, name=actor.name)
+        alias.full_clean()
+        alias.save()
+        done["created"] = {ActorAlias._meta.label: [alias.pk]}
+        actor.save(update_fields=["merge"])
+    return done
+
+
+@transaction.atomic
+def actor_unmerge(*, actor: Actor) -> dict:
+    """Undo `actor`'s merge (ledger.merging.unmerge), and the alias it gave."""
+    return merging.unmerge(actor)
+
+
+def alias_names(actor: Actor) -> list[str]:
+    return list(ActorAlias.objects.filter(actor=actor).values_list("name", flat=True))

@@ -13,11 +13,14 @@ from actors.serializers import (
 from actors.services import (
     actor_create,
     actor_delete,
+    actor_merge,
+    actor_unmerge,
     actor_update,
     affiliation_create,
     affiliation_delete,
     affiliation_update,
 )
+from ledger.api.merges import MergeableViewSet, merge_docs
 from ledger.api.viewsets import ID_ORDERINGS, NAME_ORDERINGS, RevisionedViewSet, crud_docs
 
 
@@ -30,9 +33,15 @@ from ledger.api.viewsets import ID_ORDERINGS, NAME_ORDERINGS, RevisionedViewSet,
         "(wikidata:Q399). Its events and statements are linked from it.",
         ActorSerializer,
         ActorWriteSerializer,
-    )
+    ),
+    **merge_docs(
+        "actor",
+        "actors",
+        "the actor's participations, statements, statement links, affiliations, aliases "
+        "and identifiers (and its name, as an alias)",
+    ),
 )
-class ActorViewSet(RevisionedViewSet):
+class ActorViewSet(MergeableViewSet):
     queryset = ActorSerializer.eager(Actor.objects.all())
     serializer_class = ActorSerializer
     write_serializer_class = ActorWriteSerializer
@@ -58,6 +67,12 @@ class ActorViewSet(RevisionedViewSet):
 
     def perform_service_delete(self, instance):
         actor_delete(actor=instance)
+
+    def perform_service_merge(self, record, into):
+        return actor_merge(actor=record, into=into)
+
+    def perform_service_unmerge(self, record):
+        return actor_unmerge(actor=record)
 
 
 @extend_schema_view(

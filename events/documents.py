@@ -31,12 +31,12 @@ from actors.services import (
     affiliation_create,
     affiliation_delete,
     affiliation_update,
+    alias_names,
 )
 from events.models import Event, Place, Statement
 from events.resolution import (
     Found,
     actor_by_reference,
-    alias_names,
     find_actor,
     find_place,
     place_by_reference,

@@ -22,6 +22,7 @@ from ledger.models import (
     SLUG_DIGITS_ONLY_RE,
     DatedInterval,
     DatePrecision,
+    Mergeable,
     Revisioned,
     country_code_validator,
     format_date,
@@ -50,7 +51,7 @@ class PlaceKind(models.TextChoices):
 
 
 @track_history("PlaceSnapshot")
-class Place(Revisioned):
+class Place(Mergeable, Revisioned):
     """A named location. Coordinates are optional, but given together."""
 
     slug = models.SlugField(max_length=100, unique=True, validators=[slug_not_digits_validator])
@@ -154,6 +155,30 @@ QUAD_CLASS = {
     EventType.ASSAULT: QuadClass.MATERIAL_CONFLICT,
 }
 
+# What each type means (served by GET /api/v1/vocabulary/; docs/vocabulary.md).
+EVENT_TYPE_DESCRIPTION = {
+    EventType.AGREE: "Agree to, offer or promise cooperation",
+    EventType.CONSULT: "Meet, negotiate, hold talks, summon for talks",
+    EventType.SUPPORT: "Express support or approval",
+    EventType.CONCEDE: "Yield, cede control, recognise a claim",
+    EventType.COOPERATE: "Start, resume or expand cooperation (exercises, partnerships)",
+    EventType.AID: "Provide material, military or humanitarian aid, including intervening "
+    "to provide security",
+    EventType.RETREAT: "Withdraw, demobilise, release",
+    EventType.REQUEST: "Demand or request something of another actor",
+    EventType.ACCUSE: "Accuse, criticise formally, complain officially (e.g. summoning an "
+    "ambassador)",
+    EventType.REJECT: "Reject a proposal, demand or claim",
+    EventType.THREATEN: "Threaten force or sanctions",
+    EventType.PROTEST: "Demonstrate, strike, boycott",
+    EventType.SANCTION: "Impose sanctions, cut ties, expel",
+    EventType.MOBILIZE: "Mobilise or raise the alert of forces",
+    EventType.COERCE: "Seize, arrest, blockade, use repression short of assault",
+    EventType.ASSAULT: "Use armed force: attacks, invasions, wars",
+    EventType.DISSOLVE: "Extension of PLOVER: a state, organisation or regime breaks up or "
+    "ceases to exist",
+}
+
 
 class EventContext(models.TextChoices):
     """Why an event happened, or what it is about; an event may have several."""
@@ -177,6 +202,15 @@ class EventStatus(models.TextChoices):
     PLANNED = "planned", "Planned"
     HYPOTHETICAL = "hypothetical", "Hypothetical"
     NEGATED = "negated", "Negated (reported as not happening)"
+
+
+# What a status means where its label does not say it all (the vocabulary endpoint).
+EVENT_STATUS_DESCRIPTION = {
+    EventStatus.ONGOING: "Still going on: its date_end is the last date it was reported as "
+    "still going on",
+    EventStatus.HYPOTHETICAL: "Possible, feared or called for",
+    EventStatus.NEGATED: "Reported as not having happened",
+}
 
 
 class ReviewStatus(models.TextChoices):
@@ -305,6 +339,15 @@ class ParticipantRole(models.TextChoices):
     TARGET = "target", "Target"
     MEDIATOR = "mediator", "Mediator"
     PARTICIPANT = "participant", "Participant"
+
+
+# What a role means where its label does not say it all (the vocabulary endpoint).
+PARTICIPANT_ROLE_DESCRIPTION = {
+    ParticipantRole.INITIATOR: "The actor who acts",
+    ParticipantRole.TARGET: "The actor acted upon",
+    ParticipantRole.MEDIATOR: "A third party between the others, e.g. the mediator of talks",
+    ParticipantRole.PARTICIPANT: "A party with no direction, e.g. each side of a war",
+}
 
 
 @track_history("EventParticipantSnapshot")

@@ -242,10 +242,6 @@ def _merge_actor(found: Found, declaration: dict, identifiers: dict[str, str]) -
         )
 
 
-def alias_names(actor: Actor) -> list[str]:
-    return list(ActorAlias.objects.filter(actor=actor).values_list("name", flat=True))
-
-
 # Places -------------------------------------------------------------------------
 
 

@@ -74,6 +74,7 @@ class PlaceSerializer(serializers.ModelSerializer):
             "latitude",
             "longitude",
             "geonames_id",
+            "merged_into",
             "created_at",
             "updated_at",
         ]

@@ -20,6 +20,8 @@ from events.models import (
     StatementActor,
     StatementActorRole,
 )
+from ledger import merging
+from ledger.merging import MergeConflict
 from ledger.models import DatePrecision
 from ledger.services import model_update, unique_slug
 from sources.services import Span, evidence_attach, evidence_replace
@@ -250,3 +252,24 @@ def statement_update(
 @transaction.atomic
 def statement_delete(*, statement: Statement) -> None:
     statement.delete()
+
+
+def _one_geonames_id(place: Place, into: Place) -> None:
+    """Refuse to merge two places with different GeoNames ids: they are two places."""
+    if place.geonames_id and into.geonames_id and place.geonames_id != into.geonames_id:
+        raise MergeConflict(
+            f"The places have different GeoNames ids: {place.slug} (id {place.pk}) "
+            f"{place.geonames_id}, {into.slug} (id {into.pk}) {into.geonames_id}."
+        )
+
+
+@transaction.atomic
+def place_merge(*, place: Place, into: Place) -> dict:
+    """Merge `place`, a duplicate, into `into` (ledger.merging): the events
+    that happened there move to `into`. Both rows are locked by the caller."""
+    return merging.merge(place, into, check=_one_geonames_id)
+
+
+@transaction.atomic
+def place_unmerge(*, place: Place) -> dict:
+    return merging.unmerge(place)

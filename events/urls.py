@@ -10,6 +10,7 @@ from events.views import (
     SourceMentionsView,
     StatementViewSet,
 )
+from events.vocabulary import VocabularyView
 from ledger.views import ChangeFeedView
 
 # Path converters: an id is an int, so any other segment is an unknown URL (404).
@@ -24,5 +25,6 @@ urlpatterns = [
     path("documents/<int:pk>/", DocumentDetailView.as_view(), name="document-detail"),
     path("sources/<int:pk>/mentions/", SourceMentionsView.as_view(), name="source-mentions"),
     path("events/export", EventExportView.as_view(), name="event-export"),
+    path("vocabulary/", VocabularyView.as_view(), name="vocabulary"),
     *router.urls,
 ]

@@ -67,6 +67,8 @@ from events.services import (
     event_update,
     place_create,
     place_delete,
+    place_merge,
+    place_unmerge,
     place_update,
     statement_create,
     statement_delete,
@@ -84,6 +86,7 @@ from ledger.api.errors import (
     problem_response,
 )
 from ledger.api.filters import FilterBackend, StrictQueryMixin
+from ledger.api.merges import MergeableViewSet, merge_docs
 from ledger.api.parsers import StrictJSONParser, YAMLParser
 from ledger.api.throttling import SearchThrottle
 from ledger.api.viewsets import (
@@ -139,9 +142,10 @@ def search_time_limit(searching: bool):
         "A named location, with optional coordinates.",
         PlaceSerializer,
         PlaceWriteSerializer,
-    )
+    ),
+    **merge_docs("place", "places", "the events that happened at this place"),
 )
-class PlaceViewSet(RevisionedViewSet):
+class PlaceViewSet(MergeableViewSet):
     queryset = Place.objects.all()
     serializer_class = PlaceSerializer
     write_serializer_class = PlaceWriteSerializer
@@ -157,6 +161,12 @@ class PlaceViewSet(RevisionedViewSet):
 
     def perform_service_delete(self, instance):
         place_delete(place=instance)
+
+    def perform_service_merge(self, record, into):
+        return place_merge(place=record, into=into)
+
+    def perform_service_unmerge(self, record):
+        return place_unmerge(place=record)
 
 
 @extend_schema_view(

@@ -191,6 +191,9 @@ def context_summary(metadata: dict[str, Any], *, public: bool = False) -> dict[s
     name, and neither the way they signed in nor the request ids: account
     names would feed login guessing."""
     user = metadata.get("username")
+    merge = metadata.get("merge") or metadata.get("unmerge")
+    if merge:  # a merge, or its undoing (ledger.api.merges)
+        merge = {**merge, "undone": "unmerge" in metadata}
     if public:
         return {
             "user": writer_pseudonym(metadata.get("user"), user),
@@ -199,6 +202,7 @@ def context_summary(metadata: dict[str, Any], *, public: bool = False) -> dict[s
             "request_id": None,
             "client_request_id": None,
             "reason": metadata.get("reason"),
+            "merge": merge,
         }
     return {
         "user": user,
@@ -207,6 +211,7 @@ def context_summary(metadata: dict[str, Any], *, public: bool = False) -> dict[s
         "request_id": metadata.get("request_id"),
         "client_request_id": metadata.get("client_request_id"),
         "reason": metadata.get("reason"),
+        "merge": merge,
     }
 
 

@@ -211,6 +211,22 @@ class Revisioned(models.Model):
         return [constraint for constraint, holds in zip(evaluated, row, strict=True) if not holds]
 
 
+class Mergeable(models.Model):
+    """A registry record that can be merged into another, its duplicate
+    (ledger/merging.py): it keeps its id and its history, everything that
+    referred to it moves to the other record, and the API answers for it with
+    a permanent redirect to `merged_into`. `merge` keeps what moved, so that
+    an unmerge moves exactly that back."""
+
+    merged_into = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="+", editable=False
+    )
+    merge = models.JSONField(null=True, blank=True, editable=False)
+
+    class Meta:
+        abstract = True
+
+
 def track_history(model_name: str, *, exclude: tuple[str, ...] = (), db_table: str | None = None):
     """Snapshot every insert, update and delete of the model into the table of
     `model_name` (or `db_table`), with the write's context (who, through what, why)."""
@@ -325,6 +341,7 @@ class ChangeAction(models.TextChoices):
     CREATE = "create", "Created"
     UPDATE = "update", "Updated"
     DELETE = "delete", "Deleted"
+    MERGE = "merge", "Merged into another record"
 
 
 class Change(models.Model):

@@ -27,12 +27,15 @@ def read_feed(client, after: str | None = None, **params) -> tuple[list[dict], s
 
 def apply(mirror: dict, changes: list[dict]) -> None:
     """The documented sync rule: per record keep the highest revision; a null
-    `data` means the record is gone."""
+    `data` means the record is gone; `data` with `merged_into` is a redirect
+    to that record, not a record of its own."""
     for change in changes:
         key = (change["resource"], change["id"])
         if change["data"] is None:
             mirror.pop(key, None)
             mirror[key] = None
+        elif change["data"].get("merged_into") is not None:
+            mirror.pop(key, None)
         elif mirror.get(key, {"revision": 0}) is not None and (
             change["data"]["revision"] >= mirror.get(key, {"revision": 0})["revision"]
         ):
@@ -88,7 +91,7 @@ def test_a_mirror_built_from_the_feed_equals_the_current_state(api, token_client
     )
     source = SourceFactory(text="Armenia and Azerbaijan held talks. Russia mediated them.")
     rng = random.Random(20231109)
-    actors, places, events = [], [], []
+    actors, places, events, merges = [], [], [], []
     mirror: dict = {}
     cursor = None
     for step in range(90):
@@ -139,7 +142,27 @@ def test_a_mirror_built_from_the_feed_equals_the_current_state(api, token_client
                 {"name": f"Actor renamed at {step}", "aliases": [f"alias {step}"]},
                 format="json",
             )
-        elif choice < 0.93 and events:
+        elif choice < 0.89 and len(actors) > 2:
+            # A duplicate merged into another actor: its events move there.
+            merged, into = rng.sample(actors, 2)
+            target = writer.get(f"/api/v1/actors/{into}/").json()
+            response = writer.post(
+                f"/api/v1/actors/{merged}/merge/",
+                {"into": into, "into_revision": target["revision"], "reason": "duplicate"},
+                format="json",
+            )
+            if response.status_code == 200:
+                actors.remove(merged)
+                merges.append(merged)
+        elif choice < 0.91 and merges:
+            # Undone: the merged actor is back, with what the merge moved.
+            merged = merges.pop(rng.randrange(len(merges)))
+            response = writer.post(
+                f"/api/v1/actors/{merged}/unmerge/", {"reason": "not one"}, format="json"
+            )
+            if response.status_code == 200:
+                actors.append(merged)
+        elif choice < 0.95 and events:
             response = writer.delete(f"/api/v1/events/{events.pop(rng.randrange(len(events)))}/")
         else:
             # Deleting an actor still in an event is refused (409): also a valid outcome.
@@ -156,6 +179,7 @@ def test_a_mirror_built_from_the_feed_equals_the_current_state(api, token_client
     live = {key: value for key, value in mirror.items() if value is not None}
     assert resolve_references(live) == current_state(api)
     assert any(value is None for value in mirror.values()), "the run deleted something"
+    assert merges, "the run merged actors and left some merged"
     # Nothing new: the cursor stays put and the answer is empty.
     again = api.get(FEED, {"after": cursor}).json()
     assert again == {"next": None, "cursor": cursor, "results": []}

@@ -283,6 +283,14 @@ class IdsOrSlugsField(IdsField):
             ids.extend(found.values_list("pk", flat=True))
             if not ids:
                 ids.append(NO_RECORD)
+        if any(field.name == "merged_into" for field in self.model._meta.concrete_fields):
+            # A merged record's id or slug means the record it was merged into.
+            merged = dict(
+                self.model._default_manager.filter(
+                    pk__in=ids, merged_into__isnull=False
+                ).values_list("pk", "merged_into")
+            )
+            ids = [merged.get(pk, pk) for pk in ids]
         return ids
 
 

@@ -109,6 +109,12 @@ class IdField(serializers.PrimaryKeyRelatedField):
         "slug_does_not_exist": "No {model} has the slug {slug!r}.",
     }
 
+    def __init__(self, *args, follow_merges: bool = True, **kwargs):
+        # A reference to a merged record (ledger.merging) means the record it
+        # was merged into, unless told otherwise.
+        self.follow_merges = follow_merges
+        super().__init__(*args, **kwargs)
+
     @classmethod
     def many_init(cls, *args, **kwargs):
         list_kwargs: dict[str, Any] = {"child_relation": cls(*args, **kwargs)}
@@ -145,7 +151,11 @@ class IdField(serializers.PrimaryKeyRelatedField):
         # DRF's context is a dict; its stubs say Mapping.
         loaded = self.context.setdefault("_loaded_records", {})  # type: ignore[attr-defined]
         if key not in loaded:
-            loaded[key] = load()
+            record = load()
+            target = getattr(record, "merged_into_id", None)
+            if target is not None and self.follow_merges:
+                record = type(record)._default_manager.get(pk=target)
+            loaded[key] = record
         return loaded[key]
 
 
@@ -276,6 +286,14 @@ class DatedInputMixin(serializers.Serializer):
 # History ------------------------------------------------------------------------
 
 
+class MergeContextSerializer(serializers.Serializer):
+    """The merge a revision was part of (POST .../merge/ or .../unmerge/)."""
+
+    merged = serializers.IntegerField(help_text="The id of the record merged.")
+    into = serializers.IntegerField(help_text="The id of the record it was merged into.")
+    undone = serializers.BooleanField(help_text="True for the unmerge that undid it.")
+
+
 class HistoryEntrySerializer(serializers.Serializer):
     """One revision of a record."""
 
@@ -301,6 +319,9 @@ class HistoryEntrySerializer(serializers.Serializer):
         "proves nothing (signed-in readers).",
     )
     reason = serializers.CharField(allow_null=True, help_text="The reason the writer gave.")
+    merge = MergeContextSerializer(
+        allow_null=True, help_text="The merge this revision was part of, if any: on both records."
+    )
     changes = serializers.DictField(
         child=serializers.DictField(),
         help_text="Each changed field with its value `before` and `after`.",

@@ -3,7 +3,7 @@ preconditions, idempotent creates, history and `as_of`."""
 
 from django.core.exceptions import FieldDoesNotExist
 from django.db import models, transaction
-from django.http import Http404
+from django.http import Http404, HttpResponse
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
@@ -233,10 +233,18 @@ class RevisionedViewSet(StrictQueryMixin, viewsets.ModelViewSet):
         if "as_of" in request.query_params:
             return self.retrieve_as_of(request.query_params["as_of"])
         instance = self.get_object()
+        elsewhere = self.redirect_for(instance)
+        if elsewhere is not None:
+            return elsewhere
         headers = {"ETag": revision_etag(instance.revision)}
         if etag_matches(request.headers.get("If-None-Match", ""), instance.revision, weak=True):
             return Response(status=status.HTTP_304_NOT_MODIFIED, headers=headers)
         return Response(self.render(instance), headers=headers)
+
+    def redirect_for(self, instance: models.Model) -> HttpResponse | None:
+        """The answer for a record that lives at another address now (a merged
+        one: ledger.api.merges), or None."""
+        return None
 
     def retrieve_as_of(self, raw: str):
         try:

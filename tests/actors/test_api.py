@@ -33,6 +33,7 @@ def test_actor_detail_with_aliases_identifiers_and_links(api, seeded):
         "events_url": f"http://testserver/api/v1/events/?actor={russia.pk}",
         "statements_url": f"http://testserver/api/v1/statements/?speaker={russia.pk}",
         "affiliations_url": f"http://testserver/api/v1/affiliations/?actor={russia.pk}",
+        "merged_into": None,
         "created_at": DateTimeField().to_representation(russia.created_at),
         "updated_at": DateTimeField().to_representation(russia.updated_at),
     }

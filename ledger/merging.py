@@ -1,0 +1,181 @@
+"""Merging a registry record into its duplicate, and undoing it.
+
+A merge moves every row that refers to the merged record (through any
+foreign key: participations, statement links, affiliations, aliases, events'
+places, ...) to the record it is merged into, in one transaction. A row that
+would then repeat one the target already has (the same event, actor and role)
+is dropped instead, and kept in the merge record. The merged record keeps its
+id, its history and its fields, and gets `merged_into`; records merged into it
+before are pointed at the new target too, so that a redirect is never a chain.
+`merge` on the merged record lists what moved and what was dropped, by row
+id (and, under `created`, rows the domain made for the merge), so that
+`unmerge` moves exactly that back, restores the dropped rows and deletes the
+made ones.
+
+Which differences between the two records refuse a merge (two values of one
+identifier scheme, say) is the domain's to say: `merge(..., check=...)`.
+
+The database triggers see ordinary updates: every record whose rows moved
+gains a revision and a change-feed entry, and the merged record's entry is
+marked `merge` (ledger.models.ChangeAction), in the same transaction.
+"""
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from django.apps import apps
+from django.core.exceptions import ValidationError
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import connection, models, transaction
+from django.db.models import Exists, OuterRef
+from django.db.models.fields.related import ForeignObjectRel
+
+from ledger import registry
+from ledger.models import Change, ChangeAction, Mergeable
+
+
+class MergeConflict(Exception):
+    """The merge cannot be made as asked; the message says why."""
+
+
+def lock_pair(model: type[Mergeable], first: int, second: int) -> tuple[Any, Any]:
+    """Both rows (None for one that does not exist), locked in the order of
+    their ids: two merges of the same pair made crosswise at the same moment
+    queue behind each other instead of deadlocking, and the second sees what
+    the first did."""
+    locked = model._default_manager.select_for_update().filter(pk__in={first, second})
+    rows = {row.pk: row for row in locked.order_by("pk")}
+    return rows.get(first), rows.get(second)
+
+
+def _references(model: type[models.Model]) -> list[ForeignObjectRel]:
+    """The foreign keys of the data's rows (the registry's resources and child
+    rows) to `model`, its own `merged_into` aside. Snapshots stay with the
+    record whose history they are."""
+    data = set(registry.data_models())
+    return [
+        relation
+        for relation in model._meta.related_objects
+        if (relation.one_to_many or relation.one_to_one)
+        and relation.related_model in data
+        and not (relation.related_model is model and relation.field.name == "merged_into")
+    ]
+
+
+def _unique_with(model: type[models.Model], name: str) -> list[tuple[str, ...]]:
+    """For each unique set of `model`'s fields that holds `name`, the others."""
+    sets = [tuple(constraint.fields) for constraint in model._meta.total_unique_constraints]
+    sets += [tuple(fields) for fields in model._meta.unique_together]
+    return [tuple(f for f in fields if f != name) for fields in sets if name in fields]
+
+
+@transaction.atomic
+# Records are typed Any: the abstract model's foreign key to itself gives
+# django-stubs no `merged_into_id`.
+def merge(
+    record: Any,
+    into: Any,
+    *,
+    check: Callable[[Any, Any], None] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Merge `record` into `into` (both locked by the caller: lock_pair) and
+    return what moved, as kept in `record.merge`. `check(record, into)` raises
+    MergeConflict for what the domain refuses to merge."""
+    model = type(record)
+    if record.pk == into.pk:
+        raise MergeConflict("A record cannot be merged into itself.")
+    if record.merged_into_id is not None:
+        raise MergeConflict(f"This record is already merged into {record.merged_into_id}.")
+    if into.merged_into_id is not None:
+        raise MergeConflict(
+            f"{into.pk} is itself merged into {into.merged_into_id}: merge into that one."
+        )
+    if check is not None:
+        check(record, into)
+    moved: dict[str, Any] = {}
+    for relation in _references(model):
+        related, name = relation.related_model, relation.field.name
+        rows = related._default_manager.filter(**{name: record})
+        repeats = models.Q(pk__in=[])
+        for others in _unique_with(related, name):
+            # A row the target already has the like of: the same values of
+            # the rest of a unique set.
+            twin = related._default_manager.filter(
+                **{name: into}, **{other: OuterRef(other) for other in others}
+            )
+            repeats |= models.Q(Exists(twin))
+        dropped = [_as_dict(row) for row in rows.filter(repeats).order_by("pk")]
+        if dropped:
+            related._default_manager.filter(pk__in=[d["id"] for d in dropped]).delete()
+        ids = list(rows.order_by("pk").values_list("pk", flat=True))
+        if ids:
+            rows.update(**{name: into})
+        if ids or dropped:
+            moved[f"{related._meta.label}.{name}"] = {"moved": ids, "dropped": dropped}
+    repointed = list(model._default_manager.filter(merged_into=record).values_list("pk", flat=True))
+    model._default_manager.filter(pk__in=repointed).update(merged_into=into)
+    record.merged_into = into
+    record.merge = {"into": into.pk, "moved": moved, "repointed": repointed, **(extra or {})}
+    record.save(update_fields=["merged_into", "merge"])
+    _mark_feed_entry(record, ChangeAction.MERGE)
+    return record.merge
+
+
+@transaction.atomic
+def unmerge(record: Any) -> dict[str, Any]:
+    """Undo `record`'s merge (the record locked by the caller): the rows it
+    moved come back to it, wherever they are now; the rows it dropped are made
+    again (with new ids) unless one like them exists by now; records it
+    re-pointed at the target point at `record` again. Returns the merge undone."""
+    if record.merged_into_id is None or not record.merge:
+        raise MergeConflict("This record is not merged.")
+    done = record.merge
+    target = record.merged_into_id
+    # Rows the domain made for the merge (the merged actor's name as an alias).
+    for label, pks in done.get("created", {}).items():
+        apps.get_model(label)._default_manager.filter(pk__in=pks).delete()
+    for key, entry in done["moved"].items():
+        label, name = key.rsplit(".", 1)
+        related = apps.get_model(label)
+        related._default_manager.filter(pk__in=entry["moved"]).update(**{name: record})
+        for values in entry["dropped"]:
+            row = related(
+                **{
+                    field.attname: field.to_python(values[field.attname])
+                    for field in related._meta.concrete_fields
+                    if field.attname in values and not field.primary_key
+                }
+            )
+            try:
+                row.validate_constraints()
+            except ValidationError:
+                continue  # one like it was made since: that one stands
+            row.save()
+    type(record)._default_manager.filter(
+        pk__in=done.get("repointed", []), merged_into=target
+    ).update(merged_into=record)
+    record.merged_into = None
+    record.merge = None
+    record.save(update_fields=["merged_into", "merge"])
+    return done
+
+
+def _as_dict(row: models.Model) -> dict[str, Any]:
+    """A row's concrete fields by attribute name (`actor_id`), as JSON holds them."""
+    values = {field.attname: field.value_from_object(row) for field in row._meta.concrete_fields}
+    return json.loads(json.dumps(values, cls=DjangoJSONEncoder))
+
+
+def _mark_feed_entry(record: Any, action: str) -> None:
+    """The merged record's feed entry of this transaction says `action`."""
+    resource = registry.for_model(type(record))
+    if resource is None:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT txid_current()")
+        (txid,) = cursor.fetchone()
+    Change.objects.filter(txid=txid, resource=resource.name, object_id=record.pk).update(
+        action=action
+    )
