@@ -143,8 +143,10 @@ class NameIndex:
 
 
 def registry_names() -> Iterable[tuple[str, Named]]:
-    """Every name and alias of every actor and place, with its record."""
-    actors = Actor.objects.order_by().values_list("id", "slug", "name")
+    """Every name and alias of every actor and place, with its record; a
+    merged one's name is an alias of the record it was merged into."""
+    actors = Actor.objects.filter(merged_into__isnull=True).order_by()
+    actors = actors.values_list("id", "slug", "name")
     by_id = {}
     for pk, slug, name in actors.iterator(chunk_size=10_000):
         by_id[pk] = record = Named("actor", pk, slug, name)
@@ -153,7 +155,8 @@ def registry_names() -> Iterable[tuple[str, Named]]:
     for actor_id, alias in aliases.iterator(chunk_size=10_000):
         if actor_id in by_id:  # else created after the actors were read
             yield alias, by_id[actor_id]
-    places = Place.objects.order_by().values_list("id", "slug", "name")
+    places = Place.objects.filter(merged_into__isnull=True).order_by()
+    places = places.values_list("id", "slug", "name")
     for pk, slug, name in places.iterator(chunk_size=10_000):
         yield name, Named("place", pk, slug, name)
 

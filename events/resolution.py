@@ -71,13 +71,21 @@ def stored_by_reference(
     if isinstance(reference, bool) or not isinstance(reference, int | str):
         return None
     if isinstance(reference, int) or reference.isdigit():
-        return model.objects.filter(pk=int(reference)).first()
+        return live(model.objects.filter(pk=int(reference)).first())
     scheme, _, value = reference.partition(":")
     if value:
         known, record = by_identifier(scheme, value)
         if known:
-            return record
-    return model.objects.filter(slug=reference).first()
+            return live(record)
+    return live(model.objects.filter(slug=reference).first())
+
+
+def live(record: Any) -> Any:
+    """The record itself, or for a merged one (ledger.merging) the record it
+    was merged into."""
+    if record is not None and record.merged_into_id is not None:
+        return type(record).objects.get(pk=record.merged_into_id)
+    return record
 
 
 def actor_by_reference(reference: Any) -> Actor | None:
@@ -122,7 +130,7 @@ def find_actor(declaration: dict) -> Found:
         (scheme, value), holder = next(iter(holders.items()))
         found.record, found.by = holder, f"identifier {scheme}:{value}"
     elif declaration.get("key") and (
-        actor := Actor.objects.filter(slug=declaration["key"]).first()
+        actor := live(Actor.objects.filter(slug=declaration["key"]).first())
     ):
         found.record, found.by = actor, "slug"
     else:
@@ -139,7 +147,9 @@ def _actor_by_name(declaration: dict) -> tuple[Actor | None, str]:
     wanted = sorted({folded(str(name)) for name in names if name})
     if not wanted:
         return None, ""
-    by_name = Actor.objects.alias(folded_name=folded_sql("name")).filter(folded_name__in=wanted)
+    by_name = Actor.objects.alias(folded_name=folded_sql("name")).filter(
+        folded_name__in=wanted, merged_into__isnull=True
+    )
     by_alias = ActorAlias.objects.alias(folded_name=folded_sql("name")).filter(
         folded_name__in=wanted
     )
@@ -174,9 +184,8 @@ def _actor_suggestions(declaration: dict) -> list[str]:
     )
     candidates = {*by_name, *by_alias}
     forms: dict[int, list[str]] = {}
-    for pk, actor_name, slug in Actor.objects.filter(pk__in=candidates).values_list(
-        "pk", "name", "slug"
-    ):
+    live_candidates = Actor.objects.filter(pk__in=candidates, merged_into__isnull=True)
+    for pk, actor_name, slug in live_candidates.values_list("pk", "name", "slug"):
         forms[pk] = [actor_name, slug]
     for actor_id, alias in ActorAlias.objects.filter(actor_id__in=candidates).values_list(
         "actor_id", "name"
@@ -263,15 +272,18 @@ def find_place(declaration: dict) -> Found:
     geonames = declaration.get("geonames_id")
     place = None
     if isinstance(geonames, int) and not isinstance(geonames, bool):
-        place = Place.objects.filter(geonames_id=geonames).first()
+        place = live(Place.objects.filter(geonames_id=geonames).first())
         found.by = f"identifier geonames:{geonames}"
     if place is None and declaration.get("key"):
-        place = Place.objects.filter(slug=declaration["key"]).first()
+        place = live(Place.objects.filter(slug=declaration["key"]).first())
         found.by = "slug"
     if place is None and declaration.get("name"):
         wanted = folded(str(declaration["name"]))
         country = declaration.get("country") or ""
-        for candidate in Place.objects.filter(name__iexact=str(declaration["name"]).strip()):
+        named = Place.objects.filter(
+            name__iexact=str(declaration["name"]).strip(), merged_into__isnull=True
+        )
+        for candidate in named:
             if folded(candidate.name) == wanted and (candidate.country or "") == country:
                 place, found.by = candidate, "name"
                 break
