@@ -198,12 +198,32 @@ async function main(): Promise<void> {
     if (error instanceof ResponseError) staleStatus = error.response.status;
   }
   const history = await new ActorsApi(reader).actorsHistoryList({ id: actor.id });
+  // A duplicate merged into the actor: its detail is a 308 to it, which fetch follows.
+  const duplicate = await actors.actorsCreate({
+    actorWriteRequest: { slug: "hayastan-ts", name: "Hayastan (TS)", kind: "country" },
+  });
+  await actors.actorsMergeCreate({
+    id: duplicate.id,
+    ifMatch: `"${duplicate.revision}"`,
+    actorMergeRequestRequest: { into: actor.slug, intoRevision: changed.revision, reason: "one" },
+  });
+  const followed = await new ActorsApi(reader).actorsRetrieve({ id: duplicate.id });
+  let redirect: string[] = [];
+  try {
+    await new ActorsApi(reader).actorsRetrieve({ id: duplicate.id }, { redirect: "manual" });
+  } catch (error) {
+    if (error instanceof ResponseError) {
+      redirect = [String(error.response.status), error.response.headers.get("Location") ?? ""];
+    }
+  }
   console.log(JSON.stringify({
     aid: aid.results.length,
     pages: titles.length,
     revision: changed.revision,
     staleStatus,
     history: history.results.map((entry) => entry.action),
+    merged: { id: duplicate.id, followed: followed.id, name: followed.name, redirect },
+    actor: { id: actor.id, url: actor.url },
   }));
 }
 
@@ -294,6 +314,110 @@ def test_python_client_stores_a_document_after_a_dry_run(documents_server, pytho
     assert isinstance(stale, Problem) and stale.status == 412
 
 
+@pytest.fixture(scope="module")
+def merge_server(tmp_path_factory):
+    """A service of its own: the merge moves seeded participations and takes an
+    actor out of the list, which the round trips on the shared one must not see."""
+    with live_service(tmp_path_factory.mktemp("gunicorn-merge")) as service:
+        yield {"url": service.url, "token": service.token}
+
+
+def test_python_client_follows_a_merged_actor_to_its_target(merge_server, python_client):
+    """docs/api.md "Merging duplicates": the unnamed ambassador of the seed is
+    merged into the named one; its detail redirects (308) to the target, which a
+    client made with follow_redirects=True follows, and filters by its id find
+    the target's events; the unmerge makes it answer for itself again."""
+    server = merge_server
+    sdk = python_client
+    from event_ledger_api_client.api.actors import (
+        actors_create,
+        actors_history_list,
+        actors_list,
+        actors_merge_create,
+        actors_retrieve,
+        actors_unmerge_create,
+    )
+    from event_ledger_api_client.api.events import events_list
+    from event_ledger_api_client.models import (
+        Actor,
+        ActorKindEnum,
+        ActorMergeRequestRequest,
+        ActorWriteRequest,
+        MergeReport,
+        UnmergeRequestRequest,
+    )
+
+    anonymous = sdk.Client(base_url=server["url"])
+    following = sdk.Client(base_url=server["url"], follow_redirects=True)
+    writer = sdk.AuthenticatedClient(base_url=server["url"], token=server["token"], prefix="Token")
+
+    def event_titles(actor: str) -> list[str]:
+        page = events_list.sync(client=anonymous, actor=[actor], page_size=100)
+        assert not page.next_
+        return sorted(event.title for event in page.results)
+
+    [old] = actors_list.sync(client=writer, slug="armenian-ambassador-to-russia").results
+    old_events = event_titles(str(old.id))
+    assert old_events  # the seed's: summoned by Russia
+    target = actors_create.sync_detailed(
+        client=writer,
+        body=ActorWriteRequest(
+            slug="named-ambassador", name="Named ambassador", kind=ActorKindEnum.PERSON
+        ),
+    )
+    assert target.status_code == 201, target.content
+    target = target.parsed
+    assert event_titles(str(target.id)) == []
+
+    old_detail = actors_retrieve.sync_detailed(id=old.id, client=anonymous)
+    merged = actors_merge_create.sync_detailed(
+        id=old.id,
+        client=writer,
+        body=ActorMergeRequestRequest(
+            into=target.slug, into_revision=target.revision, reason="the ambassador was named"
+        ),
+        if_match=old_detail.headers["ETag"],
+    )
+    assert merged.status_code == 200, merged.content
+    assert isinstance(merged.parsed, MergeReport)
+    assert (merged.parsed.merged, merged.parsed.into) == (old.url, target.url)
+    assert merged.parsed.moved["participations"] == len(old_events)
+
+    # Not followed: the 308 and where it points. Followed: the target.
+    redirect = actors_retrieve.sync_detailed(id=old.id, client=anonymous)
+    assert redirect.status_code == 308 and redirect.parsed is None
+    assert redirect.headers["Location"] == target.url
+    found = actors_retrieve.sync_detailed(id=old.id, client=following)
+    assert found.status_code == 200
+    assert isinstance(found.parsed, Actor)
+    assert (found.parsed.id, found.parsed.name) == (target.id, "Named ambassador")
+    assert "Armenian ambassador to Russia" in found.parsed.aliases
+    assert actors_retrieve.sync(id=old.id, client=following).id == target.id
+
+    # Filters by the old id or slug mean the target.
+    assert event_titles(str(target.id)) == old_events
+    assert event_titles(str(old.id)) == old_events
+    assert event_titles(old.slug) == old_events
+
+    # History shows the merge; its revision is what the unmerge's If-Match gives.
+    [latest, *_] = actors_history_list.sync(id=old.id, client=anonymous).results
+    assert latest.merge.to_dict() == {"merged": old.id, "into": target.id, "undone": False}
+    unmerged = actors_unmerge_create.sync_detailed(
+        id=old.id,
+        client=writer,
+        body=UnmergeRequestRequest(reason="two people after all"),
+        if_match=f'"{latest.revision}"',
+    )
+    assert unmerged.status_code == 200, unmerged.content
+    assert isinstance(unmerged.parsed, MergeReport)
+    itself = actors_retrieve.sync_detailed(id=old.id, client=following)
+    assert itself.status_code == 200
+    assert (itself.parsed.id, itself.parsed.merged_into) == (old.id, None)
+    assert actors_retrieve.sync_detailed(id=old.id, client=anonymous).status_code == 200
+    assert event_titles(str(old.id)) == old_events
+    assert event_titles(str(target.id)) == []
+
+
 @pytest.mark.skipif(not TSC.exists(), reason="run `npm ci` (make test does) for TypeScript")
 def test_typescript_client_compiles_and_round_trips(server, tmp_path):
     client = tmp_path / "client"
@@ -346,10 +470,18 @@ def test_typescript_client_compiles_and_round_trips(server, tmp_path):
     )
     assert ran.returncode == 0, ran.stdout + ran.stderr
     result = json.loads(ran.stdout.strip().splitlines()[-1])
+    actor = result.pop("actor")
     assert result == {
         "aid": 2,
         "pages": 14,
         "revision": 2,
         "staleStatus": 412,
         "history": ["update", "create"],
+        "merged": {
+            "id": result["merged"]["id"],
+            "followed": actor["id"],
+            "name": "Hayastan",
+            "redirect": ["308", actor["url"]],
+        },
     }
+    assert result["merged"]["id"] != actor["id"]
