@@ -2,7 +2,8 @@ from django.contrib import admin
 
 from actors.models import Actor, ActorAlias, ActorIdentifier, Affiliation
 from actors.serializers import ActorSerializer, AffiliationSerializer
-from ledger.admin import LedgerModelAdmin
+from actors.services import actor_merge, actor_merge_preview, actor_unmerge
+from ledger.admin import LedgerModelAdmin, MergeableAdmin
 from sources.admin import EvidenceInline
 
 
@@ -31,7 +32,10 @@ class AffiliationInline(admin.TabularInline):
 
 
 @admin.register(Actor)
-class ActorAdmin(LedgerModelAdmin):
+class ActorAdmin(MergeableAdmin):
+    """Actors; duplicates are merged with the list's "Merge into…" action
+    (ledger.admin.MergeableAdmin, through actors.services)."""
+
     history_serializer = ActorSerializer
     list_display = ["name", "kind", "country", "sector", "revision", "id"]
     list_filter = ["kind", "country", "sector"]
@@ -39,6 +43,15 @@ class ActorAdmin(LedgerModelAdmin):
     prepopulated_fields = {"slug": ["name"]}
     readonly_fields = ["revision"]
     inlines = [ActorAliasInline, ActorIdentifierInline, AffiliationInline]
+
+    def perform_service_merge(self, record: Actor, into: Actor) -> dict:
+        return actor_merge(actor=record, into=into)
+
+    def perform_service_unmerge(self, record: Actor) -> dict:
+        return actor_unmerge(actor=record)
+
+    def merge_preview(self, record: Actor, into: Actor) -> dict:
+        return actor_merge_preview(actor=record, into=into)
 
 
 @admin.register(Affiliation)

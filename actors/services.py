@@ -5,6 +5,7 @@ import datetime
 from collections.abc import Iterable, Mapping, Sequence
 
 from django.db import transaction
+from django.db.models import Q
 
 from actors.models import Actor, ActorAlias, ActorIdentifier, Affiliation, folded
 from ledger import merging
@@ -129,6 +130,26 @@ def affiliation_delete(*, affiliation: Affiliation) -> None:
     affiliation.delete()
 
 
+def _mergeable(actor: Actor, into: Actor) -> None:
+    """Refuse what merging `actor` into `into` cannot do."""
+    _distinct_identifiers(actor, into)
+    _not_affiliated(actor, into)
+
+
+def _not_affiliated(actor: Actor, into: Actor) -> None:
+    """Refuse to merge two actors affiliated with each other: the merge would
+    make an actor its own member."""
+    between = Affiliation.objects.filter(
+        Q(member=actor, organization=into) | Q(member=into, organization=actor)
+    ).first()
+    if between is not None:
+        raise MergeConflict(
+            f"{actor.slug} (id {actor.pk}) and {into.slug} (id {into.pk}) are affiliated with "
+            f"each other (affiliation {between.pk}: {between.role}): merged, the actor would be "
+            "its own member. Remove that affiliation first, or do not merge them."
+        )
+
+
 def _distinct_identifiers(actor: Actor, into: Actor) -> None:
     """Refuse to merge two actors holding different values of one scheme:
     they are likely two actors, and one identifier would be lost."""
@@ -148,15 +169,30 @@ def actor_merge(*, actor: Actor, into: Actor) -> dict:
     participations, statements, statement links, affiliations, aliases and
     identifiers move to `into`, and its name becomes one of `into`'s aliases.
     Both rows are locked by the caller."""
-    done = merging.merge(actor, into, check=_distinct_identifiers)
-    held = {folded(into.name), *(folded(a) for a in alias_names(into))}
-    if folded(actor.name) not in held:
+    done = merging.merge(actor, into, check=_mergeable)
+    if _name_is_new_to(actor, into):
         alias = ActorAlias(actor=into, name=actor.name)
         alias.full_clean()
         alias.save()
         done["created"] = {ActorAlias._meta.label: [alias.pk]}
         actor.save(update_fields=["merge"])
     return done
+
+
+def actor_merge_preview(*, actor: Actor, into: Actor) -> dict:
+    """What actor_merge(actor=actor, into=into) would do now
+    (ledger.merging.preview), with `notes` on what it would add."""
+    preview = merging.preview(actor, into, check=_mergeable)
+    preview["notes"] = []
+    if not preview["refused"] and _name_is_new_to(actor, into):
+        preview["notes"].append(f"Its name “{actor.name}” becomes an alias of {into.name}.")
+    return preview
+
+
+def _name_is_new_to(actor: Actor, into: Actor) -> bool:
+    """`actor`'s name is neither `into`'s name nor one of its aliases."""
+    held = {folded(into.name), *(folded(a) for a in alias_names(into))}
+    return folded(actor.name) not in held
 
 
 @transaction.atomic

@@ -12,7 +12,8 @@ from events import admin_import
 from events.mentions import mentions
 from events.models import Event, EventParticipant, Place, Statement, StatementActor, StatementEvent
 from events.serializers import EventSerializer, PlaceSerializer, StatementSerializer
-from ledger.admin import LedgerModelAdmin
+from events.services import place_merge, place_merge_preview, place_unmerge
+from ledger.admin import LedgerModelAdmin, MergeableAdmin
 from sources.admin import EvidenceInline, SourceAdmin
 from sources.models import Source
 
@@ -42,13 +43,25 @@ class StatementEventInline(admin.TabularInline):
 
 
 @admin.register(Place)
-class PlaceAdmin(LedgerModelAdmin):
+class PlaceAdmin(MergeableAdmin):
+    """Places; duplicates are merged with the list's "Merge into…" action
+    (ledger.admin.MergeableAdmin, through events.services)."""
+
     history_serializer = PlaceSerializer
     list_display = ["name", "kind", "country", "revision", "id"]
     list_filter = ["kind", "country"]
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
     readonly_fields = ["revision"]
+
+    def perform_service_merge(self, record: Place, into: Place) -> dict:
+        return place_merge(place=record, into=into)
+
+    def perform_service_unmerge(self, record: Place) -> dict:
+        return place_unmerge(place=record)
+
+    def merge_preview(self, record: Place, into: Place) -> dict:
+        return place_merge_preview(place=record, into=into)
 
 
 @admin.register(Event)

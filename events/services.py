@@ -270,6 +270,11 @@ def place_merge(*, place: Place, into: Place) -> dict:
     return merging.merge(place, into, check=_one_geonames_id)
 
 
+def place_merge_preview(*, place: Place, into: Place) -> dict:
+    """What place_merge(place=place, into=into) would do now (ledger.merging.preview)."""
+    return {**merging.preview(place, into, check=_one_geonames_id), "notes": []}
+
+
 @transaction.atomic
 def place_unmerge(*, place: Place) -> dict:
     return merging.unmerge(place)

@@ -1,13 +1,15 @@
 """The context of a write (who, through what request, why), recorded with
 every snapshot."""
 
+import contextlib
 import re
 import urllib.parse
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pghistory
+import pghistory.runtime
 from django.http import HttpRequest, HttpResponse
 
 from ledger.api.errors import InvalidHeader
@@ -82,6 +84,30 @@ def record_api_context(request) -> None:
         metadata["reason"] = reason
     if metadata:
         pghistory.context(**metadata)
+
+
+@contextlib.contextmanager
+def separate_context(**metadata: Any) -> Iterator[None]:
+    """Writes of their own within a request: their snapshots get a context of
+    their own, the request's metadata with `metadata` added. pghistory keeps
+    one context per request, whose metadata the last write's replaces, so an
+    admin action that merges several records, each with its own `merge`,
+    gives each its own context."""
+    # pghistory has no public way to open a context inside another; its
+    # tracker is read at every statement (tests/test_admin_merge.py pins it).
+    tracker = pghistory.runtime._tracker
+    outer = getattr(tracker, "value", None)
+    if outer is None:
+        with pghistory.context(**metadata):
+            yield
+        return
+    tracker.value = pghistory.runtime.Context(
+        id=uuid.uuid4(), metadata={**outer.metadata, **metadata}
+    )
+    try:
+        yield
+    finally:
+        tracker.value = outer
 
 
 def header_text(raw: str, name: str) -> str:

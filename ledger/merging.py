@@ -3,8 +3,9 @@
 A merge moves every row that refers to the merged record (through any
 foreign key: participations, statement links, affiliations, aliases, events'
 places, ...) to the record it is merged into, in one transaction. A row that
-would then repeat one the target already has (the same event, actor and role)
-is dropped instead, and kept in the merge record. The merged record keeps its
+would then repeat one the target already has (the same event, actor and
+role; empty values alike where the unique key counts them equal) is dropped
+instead, and kept in the merge record. The merged record keeps its
 id, its history and its fields, and gets `merged_into`; records merged into it
 before are pointed at the new target too, so that a redirect is never a chain.
 `merge` on the merged record lists what moved and what was dropped, by row
@@ -14,6 +15,8 @@ made ones.
 
 Which differences between the two records refuse a merge (two values of one
 identifier scheme, say) is the domain's to say: `merge(..., check=...)`.
+`preview` says what a merge would move, drop or refuse, found the same way,
+without doing it (the admin's confirmation page).
 
 The database triggers see ordinary updates: every record whose rows moved
 gains a revision and a change-feed entry, and the merged record's entry is
@@ -21,7 +24,7 @@ marked `merge` (ledger.models.ChangeAction), in the same transaction.
 """
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from django.apps import apps
@@ -30,6 +33,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, models, transaction
 from django.db.models import Exists, OuterRef
 from django.db.models.fields.related import ForeignObjectRel
+from django.db.models.lookups import IsNull
 
 from ledger import registry
 from ledger.models import Change, ChangeAction, Mergeable
@@ -63,11 +67,94 @@ def _references(model: type[models.Model]) -> list[ForeignObjectRel]:
     ]
 
 
-def _unique_with(model: type[models.Model], name: str) -> list[tuple[str, ...]]:
-    """For each unique set of `model`'s fields that holds `name`, the others."""
-    sets = [tuple(constraint.fields) for constraint in model._meta.total_unique_constraints]
-    sets += [tuple(fields) for fields in model._meta.unique_together]
-    return [tuple(f for f in fields if f != name) for fields in sets if name in fields]
+def _unique_with(model: type[models.Model], name: str) -> list[tuple[tuple[str, ...], bool]]:
+    """For each unique set of `model`'s fields that holds `name`, the others,
+    and whether two NULLs count as equal in it (`nulls_distinct=False`)."""
+    sets = [
+        (tuple(constraint.fields), constraint.nulls_distinct is False)
+        for constraint in model._meta.total_unique_constraints
+    ]
+    sets += [(tuple(fields), False) for fields in model._meta.unique_together]
+    return [
+        (tuple(f for f in fields if f != name), nulls_equal)
+        for fields, nulls_equal in sets
+        if name in fields
+    ]
+
+
+def _refuse(record: Any, into: Any, check: Callable[[Any, Any], None] | None) -> None:
+    """Raise MergeConflict if `record` cannot be merged into `into`."""
+    if record.pk == into.pk:
+        raise MergeConflict("A record cannot be merged into itself.")
+    if record.merged_into_id is not None:
+        raise MergeConflict(f"This record is already merged into {record.merged_into_id}.")
+    if into.merged_into_id is not None:
+        raise MergeConflict(
+            f"{into.pk} is itself merged into {into.merged_into_id}: merge into that one."
+        )
+    if check is not None:
+        check(record, into)
+
+
+def _moves(record: Any, into: Any) -> Iterator[tuple[str, Any, str, models.QuerySet, models.Q]]:
+    """For each foreign key to `record`'s model: its key in the merge record
+    (`events.EventParticipant.actor`), the model holding it, its name, the rows
+    referring to `record`, and the condition that picks those among them the
+    target already has the like of (dropped rather than moved)."""
+    for relation in _references(type(record)):
+        related, name = relation.related_model, relation.field.name
+        rows = related._default_manager.filter(**{name: record})
+        repeats = models.Q(pk__in=[])
+        for others, nulls_equal in _unique_with(related, name):
+            # A row the target already has the like of: the same values of
+            # the rest of a unique set (NULL the like of NULL where the
+            # constraint says so).
+            same = models.Q()
+            for other in others:
+                equal = models.Q(**{other: OuterRef(other)})
+                if nulls_equal:
+                    equal |= models.Q(**{f"{other}__isnull": True}) & models.Q(
+                        IsNull(OuterRef(other), True)
+                    )
+                same &= equal
+            twin = related._default_manager.filter(same, **{name: into})
+            repeats |= models.Q(Exists(twin))
+        yield f"{related._meta.label}.{name}", related, name, rows, repeats
+
+
+def preview(
+    record: Any, into: Any, *, check: Callable[[Any, Any], None] | None = None
+) -> dict[str, Any]:
+    """What `merge(record, into, check=check)` would do now, without doing it:
+    under `moved`, by the merge record's keys, the ids of the rows that would
+    move and of those that would be dropped; `repointed`, the records merged
+    into `record` before; `refused`, why the merge would be refused (None if
+    it would not be). Nothing is locked: the merge itself may find more."""
+    try:
+        _refuse(record, into, check)
+        refused = None
+    except MergeConflict as exc:
+        refused = str(exc)
+    moved: dict[str, Any] = {}
+    if record.pk != into.pk:
+        for key, _related, _name, rows, repeats in _moves(record, into):
+            dropped = list(rows.filter(repeats).order_by("pk").values_list("pk", flat=True))
+            ids = list(rows.exclude(repeats).order_by("pk").values_list("pk", flat=True))
+            if ids or dropped:
+                moved[key] = {"moved": ids, "dropped": dropped}
+    repointed = list(
+        type(record)._default_manager.filter(merged_into=record).values_list("pk", flat=True)
+    )
+    return {"into": into.pk, "moved": moved, "repointed": repointed, "refused": refused}
+
+
+def relation_names(model: type[models.Model]) -> dict[str, str]:
+    """The merge record's keys (`events.EventParticipant.actor`) of `model`,
+    each with the name the model knows it by (`participations`)."""
+    return {
+        f"{r.related_model._meta.label}.{r.field.name}": r.get_accessor_name() or r.name
+        for r in model._meta.related_objects
+    }
 
 
 @transaction.atomic
@@ -84,28 +171,9 @@ def merge(
     return what moved, as kept in `record.merge`. `check(record, into)` raises
     MergeConflict for what the domain refuses to merge."""
     model = type(record)
-    if record.pk == into.pk:
-        raise MergeConflict("A record cannot be merged into itself.")
-    if record.merged_into_id is not None:
-        raise MergeConflict(f"This record is already merged into {record.merged_into_id}.")
-    if into.merged_into_id is not None:
-        raise MergeConflict(
-            f"{into.pk} is itself merged into {into.merged_into_id}: merge into that one."
-        )
-    if check is not None:
-        check(record, into)
+    _refuse(record, into, check)
     moved: dict[str, Any] = {}
-    for relation in _references(model):
-        related, name = relation.related_model, relation.field.name
-        rows = related._default_manager.filter(**{name: record})
-        repeats = models.Q(pk__in=[])
-        for others in _unique_with(related, name):
-            # A row the target already has the like of: the same values of
-            # the rest of a unique set.
-            twin = related._default_manager.filter(
-                **{name: into}, **{other: OuterRef(other) for other in others}
-            )
-            repeats |= models.Q(Exists(twin))
+    for key, related, name, rows, repeats in _moves(record, into):
         dropped = [_as_dict(row) for row in rows.filter(repeats).order_by("pk")]
         if dropped:
             related._default_manager.filter(pk__in=[d["id"] for d in dropped]).delete()
@@ -113,7 +181,7 @@ def merge(
         if ids:
             rows.update(**{name: into})
         if ids or dropped:
-            moved[f"{related._meta.label}.{name}"] = {"moved": ids, "dropped": dropped}
+            moved[key] = {"moved": ids, "dropped": dropped}
     repointed = list(model._default_manager.filter(merged_into=record).values_list("pk", flat=True))
     model._default_manager.filter(pk__in=repointed).update(merged_into=into)
     record.merged_into = into

@@ -19,7 +19,7 @@ from ledger.api.errors import Conflict, PreconditionFailed
 from ledger.api.serializers import IdField
 from ledger.api.viewsets import RevisionedViewSet
 from ledger.context import MAX_REASON_LENGTH, record_api_context
-from ledger.merging import MergeConflict, lock_pair
+from ledger.merging import MergeConflict, lock_pair, relation_names
 
 
 class MergeRequestSerializer(serializers.Serializer):
@@ -188,11 +188,7 @@ class MergeableViewSet(RevisionedViewSet):
         )
 
     def report(self, merged: int, into: int, done: dict[str, Any]) -> dict[str, Any]:
-        model = self.queryset.model
-        names = {
-            f"{r.related_model._meta.label}.{r.field.name}": r.get_accessor_name()
-            for r in model._meta.related_objects
-        }
+        names = relation_names(self.queryset.model)
         return MergeReportSerializer(
             {
                 "merged": self.detail_url(merged),
