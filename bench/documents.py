@@ -66,7 +66,7 @@ def document(rng: random.Random) -> dict:
     stored = list(
         Actor.objects.filter(slug__startswith="bench-").order_by("pk").values_list("slug", "name")
     )
-    picked = rng.sample(stored[:5000], 40)
+    picked = rng.sample(stored[:5000], 120)
     sentences = []
     for number in range(6):
         (a_slug, a_name), (b_slug, b_name) = picked[2 * number], picked[2 * number + 1]
@@ -88,7 +88,8 @@ def document(rng: random.Random) -> dict:
             }
         )
     others = ", ".join(name for _, name in picked[12:])
-    text = (text + "\n\n" + " ".join(sentences) + " Also present were " + others + ".")[:4000]
+    text = text + "\n\n" + " ".join(sentences) + " Also present were " + others
+    text = text[:3999].rsplit(" ", 1)[0].rstrip(",") + "."  # 4,000 characters at most
     return {"text": text, "published_on": str(published_on), "annotation": annotation}
 
 

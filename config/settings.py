@@ -397,6 +397,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "ledger.api.schema.problem_responses_hook",
+        "ledger.api.schema.merged_redirect_hook",
         "ledger.api.schema.single_response_examples_hook",
         "ledger.api.schema.client_hygiene_hook",
     ],

@@ -579,10 +579,11 @@ class _Loader:
                 )
 
     def written(self, call: Callable[..., Any], pointer: str, label: str, model: Any) -> Any:
-        """`call()`, with its validation errors recorded against `pointer`."""
+        """`call()`, with its validation errors recorded against `pointer`. No
+        savepoint of its own: a failed write ends the item, whose savepoint
+        (load()) undoes what it wrote."""
         try:
-            with transaction.atomic():
-                return call()
+            return call()
         except ValidationError as exc:
             self.validation_problems(exc, pointer, label, model)
             raise _Skip from None

@@ -122,6 +122,19 @@ def _moves(record: Any, into: Any) -> Iterator[tuple[str, Any, str, models.Query
         yield f"{related._meta.label}.{name}", related, name, rows, repeats
 
 
+def _refuse_dropping(related: type[models.Model], name: str, ids: list[int]) -> None:
+    """A row the target has the like of is dropped only if it is a child row
+    (a participation, a statement link, an alias): a resource (an affiliation)
+    has evidence and a history of its own, which dropping it would lose."""
+    if ids and registry.for_model(related) is not None:
+        noun = related._meta.verbose_name
+        raise MergeConflict(
+            f"Both records have the same {noun} as {name} (the merged one's: "
+            f"{', '.join(str(pk) for pk in ids)}): a {noun} is a record of its own, with its "
+            f"evidence, and a merge does not delete it. Delete or change one of them first."
+        )
+
+
 def preview(
     record: Any, into: Any, *, check: Callable[[Any, Any], None] | None = None
 ) -> dict[str, Any]:
@@ -137,8 +150,13 @@ def preview(
         refused = str(exc)
     moved: dict[str, Any] = {}
     if record.pk != into.pk:
-        for key, _related, _name, rows, repeats in _moves(record, into):
+        for key, related, name, rows, repeats in _moves(record, into):
             dropped = list(rows.filter(repeats).order_by("pk").values_list("pk", flat=True))
+            if refused is None:
+                try:
+                    _refuse_dropping(related, name, dropped)
+                except MergeConflict as exc:
+                    refused = str(exc)
             ids = list(rows.exclude(repeats).order_by("pk").values_list("pk", flat=True))
             if ids or dropped:
                 moved[key] = {"moved": ids, "dropped": dropped}
@@ -175,6 +193,7 @@ def merge(
     moved: dict[str, Any] = {}
     for key, related, name, rows, repeats in _moves(record, into):
         dropped = [_as_dict(row) for row in rows.filter(repeats).order_by("pk")]
+        _refuse_dropping(related, name, [row["id"] for row in dropped])
         if dropped:
             related._default_manager.filter(pk__in=[d["id"] for d in dropped]).delete()
         ids = list(rows.order_by("pk").values_list("pk", flat=True))

@@ -344,6 +344,7 @@ def test_python_client_follows_a_merged_actor_to_its_target(merge_server, python
         ActorMergeRequestRequest,
         ActorWriteRequest,
         MergeReport,
+        Problem,
         UnmergeRequestRequest,
     )
 
@@ -382,6 +383,17 @@ def test_python_client_follows_a_merged_actor_to_its_target(merge_server, python
     assert isinstance(merged.parsed, MergeReport)
     assert (merged.parsed.merged, merged.parsed.into) == (old.url, target.url)
     assert merged.parsed.moved["participations"] == len(old_events)
+    # Refusals parse to problems: merging the merged one again (409), a stale If-Match (412).
+    now = actors_retrieve.sync(id=target.id, client=anonymous).revision
+    for record, if_match, status in ((old, "*", 409), (target, '"999"', 412)):
+        refused = actors_merge_create.sync_detailed(
+            id=record.id,
+            client=writer,
+            body=ActorMergeRequestRequest(into=target.slug, into_revision=now, reason="no"),
+            if_match=if_match,
+        )
+        assert refused.status_code == status, refused.content
+        assert isinstance(refused.parsed, Problem), refused.parsed
 
     # Not followed: the 308 and where it points. Followed: the target.
     redirect = actors_retrieve.sync_detailed(id=old.id, client=anonymous)

@@ -86,7 +86,10 @@ def problem_responses_hook(result, generator, request, public):
     for path_item in result.get("paths", {}).values():
         for method, operation in path_item.items():
             responses = operation.setdefault("responses", {})
-            for code in _ERRORS_BY_METHOD.get(method, []):
+            codes = list(_ERRORS_BY_METHOD.get(method, []))
+            if any(p["name"] == "If-Match" for p in operation.get("parameters", [])):
+                codes += ["404", "412", "428"]  # a conditional POST (merge, unmerge)
+            for code in dict.fromkeys(codes):
                 if code in ("404", "410") and "{" not in _path_of(result, path_item):
                     continue  # lists are never missing
                 responses.setdefault(
@@ -96,6 +99,24 @@ def problem_responses_hook(result, generator, request, public):
                         "content": {PROBLEM_CONTENT_TYPE: {"schema": ref}},
                     },
                 )
+    return result
+
+
+def merged_redirect_hook(result, generator, request, public):
+    """The detail of a mergeable resource (actors, places) may answer 308, to
+    the record a merged one was merged into (ledger.api.merges)."""
+    from ledger import registry
+    from ledger.models import Mergeable
+
+    for resource in registry.resources():
+        if not issubclass(resource.model, Mergeable):
+            continue
+        operation = result.get("paths", {}).get(f"/api/v1/{resource.name}/{{id}}/", {}).get("get")
+        if operation is not None:
+            operation.setdefault("responses", {})["308"] = {
+                "description": "The record was merged into another: `Location` names it. "
+                "Clients that follow redirects get that record.",
+            }
     return result
 
 

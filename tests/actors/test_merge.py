@@ -407,3 +407,18 @@ def test_documents_and_mentions_see_the_target_of_a_merge(duplicate, token_clien
         for match in span["matches"]
     }
     assert named == {into.pk}  # the merged name is the target's alias now
+
+
+def test_an_affiliation_both_hold_refuses_the_merge_with_a_409(duplicate, token_client):
+    from actors.services import affiliation_create
+
+    client = token_client("change_actor", if_match=None)
+    usa, into = duplicate["usa"], duplicate["into"]
+    span = span_for_quote(source=Source.objects.get(), quote="Armenia is facing")
+    armenia = Actor.objects.get(slug="armenia")
+    for member in (usa, into):
+        affiliation_create(member=member, organization=armenia, role="ally", evidence=[span])
+    response = merge(client, usa, into)
+    assert response.status_code == 409 and "does not delete it" in response.json()["detail"]
+    assert Affiliation.objects.filter(member=usa).count() == 1
+    assert Actor.objects.get(pk=usa.pk).merged_into_id is None
