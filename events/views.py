@@ -535,9 +535,15 @@ class DocumentView(StrictQueryMixin, APIView):
             )
         for problem in report.problems:
             if problem.code == "unique" and problem.pointer == "/text":
+                twin = Source.objects.with_text(data["text"]).values_list("pk", flat=True).first()
+                where = (
+                    reverse("document-detail", kwargs={"pk": twin})
+                    if twin is not None
+                    else "/api/v1/documents/<source id>/"
+                )
                 problem.hint = (
-                    "To apply a corrected annotation to a stored document, PUT it to "
-                    "/api/v1/documents/<source id>/."
+                    f"To apply a corrected annotation to the stored document, PUT it to {where} "
+                    "with If-Match."
                 )
         response = _report_response(request, report, dry_run=dry_run, mentions=found)
         if report.created and report.source is not None:

@@ -16,13 +16,13 @@ from rest_framework.response import Response
 
 from ledger.api.conditional import etag_matches, revision_etag
 from ledger.api.errors import Conflict, PreconditionFailed
-from ledger.api.serializers import IdField
+from ledger.api.serializers import IdField, StrictCharField, StrictInputMixin
 from ledger.api.viewsets import RevisionedViewSet
 from ledger.context import MAX_REASON_LENGTH, record_api_context
 from ledger.merging import MergeConflict, lock_pair, relation_names
 
 
-class MergeRequestSerializer(serializers.Serializer):
+class MergeRequestSerializer(StrictInputMixin, serializers.Serializer):
     """Which record to merge this one into, at which revision, and why.
     `into` is set per resource (MergeableViewSet.merge_request_serializer)."""
 
@@ -31,13 +31,13 @@ class MergeRequestSerializer(serializers.Serializer):
         help_text="The revision of the record merged into (its ETag without quotes), "
         "as If-Match gives the revision of the record merged.",
     )
-    reason = serializers.CharField(
+    reason = StrictCharField(
         max_length=MAX_REASON_LENGTH, help_text="Why they are one record: kept in history."
     )
 
 
-class UnmergeRequestSerializer(serializers.Serializer):
-    reason = serializers.CharField(
+class UnmergeRequestSerializer(StrictInputMixin, serializers.Serializer):
+    reason = StrictCharField(
         max_length=MAX_REASON_LENGTH, help_text="Why the merge is undone: kept in history."
     )
 

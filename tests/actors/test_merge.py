@@ -422,3 +422,22 @@ def test_an_affiliation_both_hold_refuses_the_merge_with_a_409(duplicate, token_
     assert response.status_code == 409 and "does not delete it" in response.json()["detail"]
     assert Affiliation.objects.filter(member=usa).count() == 1
     assert Actor.objects.get(pk=usa.pk).merged_into_id is None
+
+
+@pytest.mark.parametrize(
+    ("body", "pointer"),
+    [
+        ({"into_revision": 1, "reason": "x"}, "/into"),
+        ({"into": 1.5, "into_revision": 1, "reason": "x"}, "/into"),
+        ({"into": "united-states", "into_revision": "one", "reason": "x"}, "/into_revision"),
+        ({"into": "united-states", "into_revision": 1, "reason": 3}, "/reason"),
+        ({"into": "united-states", "into_revision": 1, "reason": "x", "why": 1}, "/why"),
+        ({"into": "no-such-actor", "into_revision": 1, "reason": "x"}, "/into"),
+    ],
+)
+def test_a_malformed_merge_request_is_a_400_naming_the_field(seeded, token_client, body, pointer):
+    usa = actor_create(slug="usa", name="USA", kind="country")
+    response = token_client("change_actor").post(f"{ACTORS}{usa.pk}/merge/", body, format="json")
+    assert response.status_code == 400, response.content
+    assert pointer in [error["pointer"] for error in response.json()["errors"]]
+    assert Actor.objects.get(pk=usa.pk).merged_into_id is None

@@ -514,4 +514,4 @@ def test_posting_a_stored_text_again_points_at_reapplying(seeded, token_client):
     assert response.status_code == 400
     (error,) = [e for e in response.json()["errors"] if e["pointer"] == "/text"]
     assert f"already stored as source {pk}" in error["detail"]
-    assert "PUT" in error["hint"]
+    assert f"PUT it to /api/v1/documents/{pk}/" in error["hint"]
