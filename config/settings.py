@@ -84,6 +84,44 @@ ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"] if
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 CSRF_FAILURE_VIEW = "ledger.api.errors.csrf_failure"
 
+# Browser apps served from these origins may call the API (CORS, under /api/
+# only): scheme, host and optional port, e.g. https://app.example.org. Empty
+# (the default): no other origin may read the API. Requests from them carry no
+# cookies: a browser app signs in with a token (Authorization: Token <key>).
+CORS_ALLOWED_ORIGINS = env_list("CORS_ALLOWED_ORIGINS", [])
+for _origin in CORS_ALLOWED_ORIGINS:
+    if not re.fullmatch(r"https?://[^/?#\s]+", _origin):
+        raise ImproperlyConfigured(
+            "CORS_ALLOWED_ORIGINS must list origins such as https://app.example.org "
+            f"(scheme, host, optional port; no path, no trailing slash); got {_origin!r}."
+        )
+CORS_URLS_REGEX = r"^/api/"
+CORS_ALLOW_CREDENTIALS = False
+CORS_ALLOW_METHODS = ["DELETE", "GET", "OPTIONS", "PATCH", "POST", "PUT"]
+# The request headers the API reads.
+CORS_ALLOW_HEADERS = [
+    "accept",
+    "authorization",
+    "content-type",
+    "if-match",
+    "if-none-match",
+    "idempotency-key",
+    "x-change-reason",
+    "x-request-id",
+]
+# The response headers a client needs besides those every browser shows
+# (Cache-Control, Content-Type, ...). Pagination travels in the body (`next`),
+# not in headers; Link is listed so that an answer may carry links later.
+CORS_EXPOSE_HEADERS = [
+    "Content-Disposition",
+    "ETag",
+    "Link",
+    "Location",
+    "Retry-After",
+    "WWW-Authenticate",
+    "X-Request-ID",
+]
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
@@ -102,6 +140,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "axes",
+    "corsheaders",
     "ledger",
     "sources",
     "actors",
@@ -109,6 +148,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so that every answer under /api/ carries the CORS headers, the
+    # problems the middleware below answers on its own included.
+    "corsheaders.middleware.CorsMiddleware",
     "ledger.api.errors.ProblemMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",

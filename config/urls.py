@@ -11,13 +11,45 @@ from drf_spectacular.views import (
 )
 
 from ledger.api.errors import api_not_found
-from ledger.views import healthz, readyz
+from ledger.views import ApiRootView, Endpoint, healthz, readyz
 
 admin.site.site_header = "Event Ledger"
 admin.site.site_title = "Event Ledger admin"
 admin.site.index_title = "Curate actors, events and statements"
 
+# What GET /api/v1/ lists besides the registered resources.
+api_root = ApiRootView.as_view(
+    endpoints=(
+        Endpoint(
+            "changes",
+            "change-list",
+            "Every create, update and delete across the resources, in commit order: "
+            "follow the cursor to keep a copy in sync.",
+        ),
+        Endpoint(
+            "documents",
+            "document-list",
+            "Store a document with its annotation in one request; ?dry_run=true lists "
+            "every problem first.",
+        ),
+        Endpoint(
+            "vocabulary",
+            "vocabulary",
+            "The codebook: every coded value with its label and description.",
+        ),
+        Endpoint(
+            "events-export",
+            "event-export",
+            "The events the list's filters select, streamed as CSV or JSON Lines.",
+        ),
+        Endpoint("schema", "schema", "The OpenAPI 3 document of this API."),
+        Endpoint("docs", "swagger-ui", "The API's documentation in Swagger UI."),
+        Endpoint("redoc", "redoc", "The API's documentation in Redoc."),
+    )
+)
+
 api_v1 = [
+    path("", api_root, name="api-root"),
     path("", include("actors.urls")),
     path("", include("sources.urls")),
     path("", include("events.urls")),

@@ -1,5 +1,7 @@
-"""Views every deployment has: health checks and the change feed."""
+"""Views every deployment has: health checks, the API root and the change feed."""
 
+import inspect
+from dataclasses import dataclass
 from typing import cast
 
 from django.db import connection, models
@@ -20,7 +22,7 @@ from ledger.api.errors import InvalidQuery, problem_response
 from ledger.api.filters import StrictQueryMixin
 from ledger.api.inputs import page_size_from
 from ledger.api.pagination import decode_feed_cursor, encode_feed_cursor
-from ledger.api.serializers import ChangeFeedSerializer
+from ledger.api.serializers import ApiRootSerializer, ChangeFeedSerializer
 from ledger.models import Change
 
 
@@ -42,6 +44,61 @@ def readyz(request: HttpRequest):
             headers={"Retry-After": "5"},
         )
     return JsonResponse({"status": "ok", "database": "ok"})
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """An endpoint the API root lists besides the resources: its name there, the
+    name of its URL pattern, and what it is for."""
+
+    name: str
+    url_name: str
+    description: str
+
+
+def _summary(model: type[models.Model]) -> str:
+    """The first sentence of a model's docstring: what one record is."""
+    paragraph = " ".join((inspect.getdoc(model) or "").split("\n\n")[0].split())
+    first, period, _rest = paragraph.partition(". ")
+    return first + "." if period else paragraph
+
+
+class ApiRootView(StrictQueryMixin, APIView):
+    """`GET /api/v1/`: every resource with the URL of its list, from the registry,
+    and the other endpoints the URL configuration names (`endpoints`)."""
+
+    permission_classes = [AllowAny]
+    http_method_names = ["get", "head", "options"]
+    endpoints: tuple[Endpoint, ...] = ()
+
+    @extend_schema(
+        operation_id="root_retrieve",
+        tags=["root"],
+        summary="List the resources and endpoints",
+        description="Where everything is: each resource with the absolute URL of its "
+        "list and what one record is, then the change feed, document intake, the "
+        "codebook, the export and the OpenAPI document with its viewers. Open to "
+        "everyone; takes no query parameters.",
+        responses={200: ApiRootSerializer},
+    )
+    def get(self, request):
+        resources = [
+            {
+                "name": resource.name,
+                "url": request.build_absolute_uri(reverse(f"{resource.basename}-list")),
+                "description": _summary(resource.model),
+            }
+            for resource in registry.resources()
+        ]
+        endpoints = [
+            {
+                "name": endpoint.name,
+                "url": request.build_absolute_uri(reverse(endpoint.url_name)),
+                "description": endpoint.description,
+            }
+            for endpoint in self.endpoints
+        ]
+        return Response(ApiRootSerializer({"resources": resources, "endpoints": endpoints}).data)
 
 
 class ChangeFeedView(StrictQueryMixin, APIView):

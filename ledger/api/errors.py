@@ -13,7 +13,8 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import DatabaseError, IntegrityError, InterfaceError, OperationalError
 from django.db.models.deletion import ProtectedError
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponsePermanentRedirect
+from django.urls import Resolver404, resolve
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
 
@@ -291,9 +292,39 @@ def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
     return django_csrf_failure(request, reason)
 
 
+def _with_trailing_slash(request: HttpRequest) -> str | None:
+    """The request's URL with a trailing slash added (absolute, query kept),
+    when an API view answers there."""
+    if request.path_info.endswith("/"):
+        return None
+    try:
+        match = resolve(request.path_info + "/", getattr(request, "urlconf", None))
+    except Resolver404:
+        return None
+    if match.func is api_not_found:
+        return None
+    return request.build_absolute_uri(request.get_full_path(force_append_slash=True))
+
+
 @csrf_exempt
 def api_not_found(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-    """Any URL under /api/ that no resource answers."""
+    """Any URL under /api/ that no resource answers. One that lacks only its
+    trailing slash is redirected there when read (GET, HEAD); any other method
+    gets a 404 naming the URL, since a redirect would have the client send its
+    body again, or, for many clients, turn a POST into a GET."""
+    url = _with_trailing_slash(request)
+    if url is not None and request.method in ("GET", "HEAD"):
+        return HttpResponsePermanentRedirect(url)
+    if url is not None:
+        return problem_response(
+            404,
+            "Not Found",
+            f"No API resource at {request.path}. API URLs end with a slash: send the "
+            f"request to {url}",
+            type_=PROBLEM_TYPE_BASE + "missing-trailing-slash",
+            instance=request.path,
+            url=url,
+        )
     return problem_response(
         404,
         "Not Found",

@@ -366,3 +366,25 @@ class ChangeFeedSerializer(serializers.Serializer):
         help_text="Position after the last change listed: pass it as `after` next time."
     )
     results = ChangeSerializer(many=True)
+
+
+# The API root -------------------------------------------------------------------
+
+
+class ApiLinkSerializer(serializers.Serializer):
+    name = serializers.CharField(help_text="What the link leads to: `events`, `changes`, ...")
+    url = serializers.URLField(help_text="Its absolute URL.")
+    description = serializers.CharField(help_text="What is there, in a sentence.")
+
+
+class ApiRootSerializer(serializers.Serializer):
+    resources = ApiLinkSerializer(
+        many=True,
+        help_text="Every resource, by name, with the URL of its list; a record is at "
+        "`<url><id>/`, its history at `<url><id>/history/`.",
+    )
+    endpoints = ApiLinkSerializer(
+        many=True,
+        help_text="The other endpoints: change feed, documents, vocabulary, export, and "
+        "the OpenAPI document with its viewers.",
+    )
