@@ -41,7 +41,7 @@ loader does not use that, it switches every row trigger off at once
 import re
 
 import pgtrigger
-from django.db import models
+from django.db import connection, models
 
 
 def quote_name(name: str) -> str:
@@ -175,6 +175,18 @@ class TouchesParent(pgtrigger.Trigger):
                 )
             )
         return "".join(parts) + "    RETURN NULL;\n"
+
+
+def touch_parents(model: type[models.Model], ids: list[int]) -> None:
+    """What TouchesParent does for one child row, for many parents at once:
+    each of `ids` (rows of `model`) gains a revision in this transaction,
+    once. For bulk moves of child rows with that trigger ignored."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {quote_name(model._meta.db_table)} SET revised_tx = -1 "
+            "WHERE id = ANY(%s) AND revised_tx <> txid_current()",
+            [ids],
+        )
 
 
 class CommitSeq(pgtrigger.Trigger):
