@@ -32,14 +32,82 @@ from ledger.api.filters import (
     FilterSet,
     IdFilter,
     IdOrSlugFilter,
+    IsoDateField,
 )
 from ledger.models import SEARCH_CONFIG
 from sources.models import Evidence
 
 
 def search_query(text: str) -> SearchQuery:
-    """Web-search syntax: words, "quoted phrases", OR, -excluded."""
-    return SearchQuery(text, search_type="websearch", config=SEARCH_CONFIG)
+    """Web-search syntax: words, "quoted phrases", OR, -excluded, and word*
+    prefixes."""
+    return WebSearchQuery(text)
+
+
+# A chunk of a search as websearch_to_tsquery reads it: an optional minus, then
+# a "quoted phrase" (an unclosed quote runs to the end) or a run of other
+# characters up to a space or a quote.
+_CHUNK = re.compile(r'(-?)(?:"([^"]*)"?|([^\s"]+))')
+# A prefix term: letters and digits ending in * (`invas*`).
+_PREFIX = re.compile(r"([^\W_]+)\*+")
+
+
+def tsquery_sql(text: str) -> tuple[str, list]:
+    """The tsquery of a search `text`, as SQL with its parameters.
+
+    Without a prefix term it is websearch_to_tsquery(text), as it always was.
+    With one (`invas*`), the text is read chunk by chunk as websearch_to_tsquery
+    reads it (OR binds tighter than the implicit AND, `-` excludes) and each
+    chunk becomes a tsquery of its own, joined with the tsquery operators: a
+    prefix is to_tsquery('simple', quote_literal(word) || ':*') over the word's
+    letters and digits, any other chunk websearch_to_tsquery(chunk). No user
+    text is ever read as tsquery syntax, so no search is a syntax error.
+
+    A prefix is matched against the stored stems unstemmed: `invas*` finds
+    "invasion" and "invasions" (stem `invas`), not "invaded" (`invad`)."""
+    chunks = [(minus, phrase, word) for minus, phrase, word in _CHUNK.findall(text)]
+    if not any(word and _PREFIX.fullmatch(word.lstrip("-")) for _, _, word in chunks):
+        return "websearch_to_tsquery(%s::regconfig, %s)", [SEARCH_CONFIG, text]
+    groups: list[list[tuple[str, list]]] = [[]]
+    joined = False  # the last chunk was OR, between two terms
+    for minus, phrase, word in chunks:
+        if not minus and word.lower() == "or" and groups[-1]:
+            joined = True
+            continue
+        prefix = _PREFIX.fullmatch(word.lstrip("-")) if word else None
+        if prefix:
+            negated = bool(minus) or word.startswith("-")
+            term = ("to_tsquery('simple', quote_literal(%s) || ':*')", [prefix.group(1).lower()])
+        else:
+            negated = bool(minus)
+            chunk = f'"{phrase}"' if word == "" else word
+            term = ("websearch_to_tsquery(%s::regconfig, %s)", [SEARCH_CONFIG, chunk])
+        if negated:
+            term = (f"(!! {term[0]})", term[1])
+        if joined or not groups[-1]:
+            groups[-1].append(term)
+        else:
+            groups.append([term])
+        joined = False
+    parts, params = [], []
+    for group in groups:
+        if group:
+            parts.append("(" + " || ".join(sql for sql, _ in group) + ")")
+            params.extend(p for _, group_params in group for p in group_params)
+    return "(" + " && ".join(parts) + ")", params
+
+
+class WebSearchQuery(SearchQuery):
+    """A search in the API's syntax (`tsquery_sql`), usable wherever Django
+    takes a SearchQuery (`search_vector=...`)."""
+
+    def __init__(self, text: str):
+        super().__init__(text, search_type="websearch", config=SEARCH_CONFIG)
+        self.text = text
+
+    def as_sql(self, compiler, connection, function=None, template=None):
+        sql, params = tsquery_sql(self.text)
+        return sql, params
 
 
 # Bounds of a search (`q`). The planner's worst case is a walk of every event
@@ -117,9 +185,45 @@ def evidence_matching(text: str) -> QuerySet:
     return Evidence.objects.filter(search_vector=search_query(text))
 
 
+class DateIntervalField(forms.CharField):
+    """Two dates, START,END (YYYY-MM-DD each, START not after END), cleaned to
+    a pair of dates."""
+
+    def to_python(self, value):
+        value = super().to_python(value)
+        if value in self.empty_values:
+            return None
+        halves = value.split(",")
+        if len(halves) != 2 or not all(h.strip() for h in halves):
+            raise forms.ValidationError(
+                "Give two dates, START,END (YYYY-MM-DD,YYYY-MM-DD), e.g. 1990-01-01,1995-12-31.",
+                code="invalid",
+            )
+        start, end = (IsoDateField().to_python(h.strip()) for h in halves)
+        if start > end:
+            raise forms.ValidationError(
+                f"The start ({start}) is after the end ({end}): give START,END.",
+                code="empty_range",
+            )
+        return (start, end)
+
+
+@extend_schema_field(
+    {
+        "type": "string",
+        "pattern": r"^\d{4}-\d{2}-\d{2},\d{4}-\d{2}-\d{2}$",
+        "example": "1990-01-01,1995-12-31",
+    }
+)
+class DateIntervalFilter(filters.Filter):
+    field_class = DateIntervalField
+
+
 class DateRangeFilterSet(FilterSet):
     """Records whose date interval overlaps [date_after, date_before]; an open
-    end of an interval counts as unbounded."""
+    end of an interval counts as unbounded. With `date_within`, records whose
+    whole known interval lies inside [START, END]; an open end is not known to
+    lie inside, so such records are left out."""
 
     date_after = DateFilter(
         method="filter_date_after", help_text="Records on or after this date (YYYY-MM-DD)."
@@ -128,6 +232,12 @@ class DateRangeFilterSet(FilterSet):
         method="filter_date_before",
         help_text="Records on or before this date (YYYY-MM-DD); not before date_after.",
     )
+    date_within = DateIntervalFilter(
+        method="filter_date_within",
+        help_text="START,END (YYYY-MM-DD,YYYY-MM-DD): records whose whole interval is known to "
+        "lie inside, from date_start on or after START to date_end on or before END; a record "
+        "with an open start or end is left out.",
+    )
     ranges = (("date_after", "date_before"),)
 
     def filter_date_after(self, queryset, name, value):
@@ -135,6 +245,10 @@ class DateRangeFilterSet(FilterSet):
 
     def filter_date_before(self, queryset, name, value):
         return queryset.filter(Q(date_start__isnull=True) | Q(date_start__lte=value))
+
+    def filter_date_within(self, queryset, name, value):
+        start, end = value
+        return queryset.filter(date_start__gte=start, date_end__lte=end)
 
 
 class EventFilterSet(DateRangeFilterSet):
@@ -228,10 +342,11 @@ class EventFilterSet(DateRangeFilterSet):
         # PostgreSQL would rather collect every matching span first (a hashed
         # subplan: 200,000 spans for a common word on a million events); OFFSET 0
         # keeps it from turning the EXISTS into that.
+        tsquery, params = tsquery_sql(value)
         cited = RawSQL(
             "EXISTS (SELECT 1 FROM events_evidence v WHERE v.event_id = events_event.id "
-            "AND v.search_vector @@ websearch_to_tsquery(%s::regconfig, %s) OFFSET 0)",
-            [SEARCH_CONFIG, value],
+            f"AND v.search_vector @@ {tsquery} OFFSET 0)",
+            params,
             output_field=BooleanField(),
         )
         return queryset.filter(text | Q(cited))

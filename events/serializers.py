@@ -241,6 +241,25 @@ class EventSerializer(serializers.ModelSerializer):
         return absolute_url(self.context.get("request"), path)
 
 
+class EventListItemSerializer(EventSerializer):
+    """An event of the list: with `q`, also the snippet of its match. The list
+    is built by events/representations.py; this documents its schema."""
+
+    # Not read-only, so that the schema does not require it: it is there only
+    # with `q`. The list's answer is never read back as input.
+    snippet = serializers.CharField(
+        required=False,
+        allow_null=True,
+        help_text="With q only: plain text (never HTML) of the best matching evidence quote, "
+        "or else of the title and summary, cut to the match, the matching words between "
+        "« and » (a « or » of the text itself is shown as ‹ or ›).",
+    )
+
+    class Meta(EventSerializer.Meta):
+        fields = [*EventSerializer.Meta.fields, "snippet"]
+        read_only_fields = EventSerializer.Meta.fields
+
+
 EVENT_EXAMPLE = {
     "type": "CONSULT",
     "mode": "mediated-talks",

@@ -48,11 +48,13 @@ from events.filters import (
 from events.mentions import mentions
 from events.models import Event, Place, Statement
 from events.representations import EventShaper, fetch_rows, json_response, plain
+from events.search import SEARCH_RANK_CANDIDATES, rank_position, ranked_page, snippets
 from events.serializers import (
     DocumentReapplySerializer,
     DocumentReportSerializer,
     DocumentSerializer,
     DocumentWriteSerializer,
+    EventListItemSerializer,
     EventSerializer,
     EventWriteSerializer,
     MentionsSerializer,
@@ -186,17 +188,23 @@ class EventViewSet(RevisionedViewSet):
     write_serializer_class = EventWriteSerializer
     filterset_class = EventFilterSet
     throttle_classes = SEARCH_THROTTLES
-    orderings = DATE_ORDERINGS
+    orderings = {**DATE_ORDERINGS, "relevance": ("-rank", "-id")}
     default_ordering = "-date"
     ordering_description = (
-        "date: by the earliest known date, then id; -date: newest first; id, -id: by id."
+        "date: by the earliest known date, then id; -date: newest first; id, -id: by id; "
+        f"relevance (only with q): best match first, among the {SEARCH_RANK_CANDIDATES} newest "
+        "matches by title or summary and as many by evidence."
     )
 
     # The hot read paths: rows shaped straight into the representation
     # (events/representations.py), one query per page or record.
 
+    @extend_schema(responses=EventListItemSerializer(many=True))
     def list(self, request, *args, **kwargs):
         paginator = self.paginator
+        text = request.query_params.get("q", "")
+        if request.query_params.get("ordering") == "relevance":
+            return self.ranked_list(request, text)
         # A search is two pages, one of the events whose title or summary
         # matches and one of those whose evidence does; the page is the first
         # rows of their union. Each half alone is a condition PostgreSQL can
@@ -218,9 +226,44 @@ class EventViewSet(RevisionedViewSet):
         order_by = paginator.order_by_sql("e")
         with search_time_limit(searching):
             rows = fetch_rows(request, f"e.id IN ({union})", params, order_by, paginator.size + 1)
-        rows = paginator.finish(rows, getattr)  # rows are read by column name
+            rows = paginator.finish(rows, getattr)  # rows are read by column name
+            marked = snippets(text, [row.id for row in rows]) if searching else None
+        return self.list_response(request, rows, marked)
+
+    def ranked_list(self, request, text):
+        """`ordering=relevance`: a page of the best matches of `q` (events/search.py)."""
+        if not text.strip():
+            raise InvalidQuery(
+                {"ordering": ["relevance orders the matches of a search: give q as well."]}
+            )
+        paginator = self.paginator
+        raw = paginator.start(request, self)
+        position = None if raw is None else rank_position(raw)
+        if raw is not None and position is None:
+            raise paginator.invalid_cursor()
+        candidates = []
+        for filterset_class in (EventTextSearchFilterSet, EventEvidenceSearchFilterSet):
+            self.filterset_class = filterset_class  # what filter_queryset() applies
+            events = self.filter_queryset(Event.objects.all()).order_by("-date_sort", "-id")
+            candidates.append(events.values("id")[:SEARCH_RANK_CANDIDATES].query.sql_with_params())
+        self.filterset_class = EventFilterSet
+        with search_time_limit(True):
+            page = ranked_page(text, candidates, position, paginator.size)
+            page = paginator.finish(page, lambda row, field: row[0] if field == "id" else row[1])
+            ranks = dict(page)
+            rows = fetch_rows(request, "e.id = ANY(%s)", [list(ranks)]) if ranks else []
+            marked = snippets(text, list(ranks))
+        rows.sort(key=lambda row: (-ranks[row.id], -row.id))
+        return self.list_response(request, rows, marked)
+
+    def list_response(self, request, rows, marked: dict[int, str] | None):
+        """The page of `rows`, each with its snippet when `marked` (a search)."""
         shape = EventShaper(request)
-        data = {"next": paginator.get_next_link(), "results": [shape(row) for row in rows]}
+        results = [shape(row) for row in rows]
+        if marked is not None:
+            for result in results:
+                result["snippet"] = marked.get(result["id"])
+        data = {"next": self.paginator.get_next_link(), "results": results}
         return json_response(request, data) or Response(plain(data))
 
     def retrieve(self, request, *args, **kwargs):
@@ -283,7 +326,9 @@ class StatementViewSet(RevisionedViewSet):
     throttle_classes = SEARCH_THROTTLES
     orderings = DATE_ORDERINGS
     default_ordering = "-date"
-    ordering_description = EventViewSet.ordering_description
+    ordering_description = (
+        "date: by the earliest known date, then id; -date: newest first; id, -id: by id."
+    )
 
     def list(self, request, *args, **kwargs):
         with search_time_limit(bool(request.query_params.get("q"))):

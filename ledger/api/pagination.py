@@ -46,6 +46,17 @@ class KeysetPagination(BasePagination):
         """The page's queryset, not yet run: ordered, after the cursor, and one
         row longer than the page (the extra row says whether a next page exists).
         Call `finish()` with its rows."""
+        position = self.start(request, view)
+        queryset = queryset.order_by(*self.fields)
+        if position is not None:
+            queryset = queryset.filter(self._after(queryset.model, self.fields, position))
+        return queryset[: self.size + 1]
+
+    def start(self, request, view) -> list | None:
+        """Read the page's ordering, size and cursor: the cursor's values as it
+        wrote them (not yet checked against the fields' types), or None on the
+        first page. For a view that runs a page query of its own; call
+        `finish()` with its rows."""
         self.request = request
         name = request.query_params.get("ordering", view.default_ordering)
         if name not in view.orderings:
@@ -57,13 +68,8 @@ class KeysetPagination(BasePagination):
                 }
             )
         fields = view.orderings[name]
-        size = self._page_size(request)
-        queryset = queryset.order_by(*fields)
-        position = self._decode(request.query_params.get("cursor"), name, len(fields))
-        if position is not None:
-            queryset = queryset.filter(self._after(queryset.model, fields, position))
-        self.ordering, self.fields, self.size = name, fields, size
-        return queryset[: size + 1]
+        self.ordering, self.fields, self.size = name, fields, self._page_size(request)
+        return self._decode(request.query_params.get("cursor"), name, len(fields))
 
     def finish(self, rows: list, value: Callable[[Any, str], Any]) -> list:
         """The page's rows, and the next cursor taken from the last of them:
@@ -103,18 +109,18 @@ class KeysetPagination(BasePagination):
             padded = cursor + "=" * (-len(cursor) % 4)
             token = json.loads(base64.urlsafe_b64decode(padded.encode()))
         except (ValueError, TypeError, binascii.Error, UnicodeDecodeError, RecursionError):
-            raise self._invalid_cursor() from None
+            raise self.invalid_cursor() from None
         if (
             not isinstance(token, dict)
             or token.get("o") != ordering
             or not isinstance(token.get("v"), list)
             or len(token["v"]) != arity
         ):
-            raise self._invalid_cursor()
+            raise self.invalid_cursor()
         return token["v"]
 
     @staticmethod
-    def _invalid_cursor() -> InvalidQuery:
+    def invalid_cursor() -> InvalidQuery:
         return InvalidQuery(
             {"cursor": ["Invalid cursor; use the `next` link of a page with the same ordering."]}
         )
@@ -128,7 +134,7 @@ class KeysetPagination(BasePagination):
             field = cast(models.Field, model._meta.get_field(name.lstrip("-")))
             value = _cursor_position(getattr(field, "output_field", None) or field, raw)
             if value is None:
-                raise cls._invalid_cursor()
+                raise cls.invalid_cursor()
             params.append(value)
             columns.append(f'"{table}"."{field.column}"')
         operator = "<" if fields[0].startswith("-") else ">"
