@@ -104,6 +104,19 @@ def test_python_client_round_trip(server, python_client):
         cursor = page.next_.split("cursor=")[1].split("&")[0]
     assert len(titles) == len(set(titles)) == 14
 
+    # Counts: the filtered events by type, and the seed's undated events by month.
+    from event_ledger_api_client.api.events import events_counts
+    from event_ledger_api_client.models import EventsCountsByItem, EventsCountsTypeItem
+
+    by_type = events_counts.sync(
+        client=anonymous,
+        by=[EventsCountsByItem.TYPE],
+        type_=[EventsCountsTypeItem.AID, EventsCountsTypeItem.ASSAULT],
+    )
+    assert [(b.key.type_.value, b.count) for b in by_type.buckets] == [("ASSAULT", 5), ("AID", 2)]
+    monthly = events_counts.sync(client=anonymous, by=[EventsCountsByItem.MONTH])
+    assert (monthly.total, monthly.undated, monthly.buckets) == (14, 14, [])
+
     # Create with a token, update with If-Match, and a stale revision as a typed error.
     created = actors_create.sync_detailed(
         client=writer,
