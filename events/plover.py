@@ -138,7 +138,7 @@ def export_query(
         "'country_code', nullif(p.country, ''), 'geonameid', p.geonames_id, "
         "'lat', p.latitude, 'lon', p.longitude) END, "
         "'event_text', ev.quotes, 'text_info', ev.spans, "
-        "'other_evidence', coalesce(ov.list, '[]'::json), "
+        "'other_evidence', coalesce(ev.others, '[]'::json), "
         "'text', s.text, "
         "'cite_info', json_build_object('citation', 'sha256:' || s.sha256, "
         "'title', s.title, 'publication', s.publisher, 'url', s.url, "
@@ -148,22 +148,23 @@ def export_query(
     query = (
         f"SELECT {record} FROM events_event e "
         "LEFT JOIN events_place p ON p.id = e.place_id "
-        "JOIN LATERAL (SELECT s.* FROM events_evidence v "
-        "JOIN events_source s ON s.id = v.source_id WHERE v.event_id = e.id "
-        "ORDER BY s.sha256 LIMIT 1) s ON true "
+        # The event's evidence, read once: the passages in its document (the
+        # source with the smallest sha256) and those in others.
+        "JOIN LATERAL (SELECT min(x.source_id) FILTER (WHERE x.first) AS source_id, "
+        'json_agg(x.quote ORDER BY x.start, x."end", x.id) FILTER (WHERE x.first) AS quotes, '
+        "json_agg(json_build_object('start', x.start, 'end', x.\"end\") "
+        'ORDER BY x.start, x."end", x.id) FILTER (WHERE x.first) AS spans, '
+        "json_agg(json_build_object('citation', 'sha256:' || x.sha256, 'start', x.start, "
+        "'end', x.\"end\", 'quote', x.quote) ORDER BY x.sha256, x.start, x.\"end\", x.id) "
+        "FILTER (WHERE NOT x.first) AS others "
+        'FROM (SELECT v.id, v.source_id, v.start, v."end", v.quote, vs.sha256, '
+        "vs.sha256 = min(vs.sha256) OVER () AS first FROM events_evidence v "
+        "JOIN events_source vs ON vs.id = v.source_id WHERE v.event_id = e.id) x) ev ON true "
+        "JOIN events_source s ON s.id = ev.source_id "
         f"LEFT JOIN ({_entities(where('ep.event_id'))}) pa ON pa.event_id = e.id "
         "LEFT JOIN LATERAL (SELECT r.key AS name "
         "FROM jsonb_each(s.annotation -> 'records' -> 'events') r "
         "WHERE r.value = to_jsonb(e.id) LIMIT 1) nm ON true "
-        'JOIN LATERAL (SELECT json_agg(v.quote ORDER BY v.start, v."end", v.id) AS quotes, '
-        "json_agg(json_build_object('start', v.start, 'end', v.\"end\") "
-        'ORDER BY v.start, v."end", v.id) AS spans '
-        "FROM events_evidence v WHERE v.event_id = e.id AND v.source_id = s.id) ev ON true "
-        "LEFT JOIN LATERAL (SELECT json_agg(json_build_object("
-        "'citation', 'sha256:' || os.sha256, 'start', v.start, 'end', v.\"end\", "
-        "'quote', v.quote) ORDER BY os.sha256, v.start, v.\"end\", v.id) AS list "
-        "FROM events_evidence v JOIN events_source os ON os.id = v.source_id "
-        "WHERE v.event_id = e.id AND v.source_id <> s.id) ov ON true "
         f"{where('e.id')}ORDER BY e.id"
     )
     # CSV with a quote and delimiter JSON never holds unescaped: the text as it is.

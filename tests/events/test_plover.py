@@ -5,11 +5,13 @@ import json
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from actors.models import Actor
 from events.models import Event, EventParticipant, Place
 from ledger.models import Change
 from sources.models import Evidence, Source
+from sources.services import Span, evidence_attach, source_create
 
 pytestmark = pytest.mark.django_db
 
@@ -89,6 +91,29 @@ def test_each_event_is_one_plover_record(seeded, api):
     assert record["cite_info"]["citation"] == f"sha256:{source.sha256}"
     assert record["cite_info"]["codebook"] == "el-plover-1.0"
     assert record["cite_info"]["published_on"] == "2023-11-09"
+
+
+def test_the_plover_export_is_one_copy(seeded, api):
+    with CaptureQueriesContext(connection) as captured:
+        assert len(records(export(api))) == 14
+    statements = [q["sql"] for q in captured if "SAVEPOINT" not in q["sql"]]
+    # Whether an anonymous client may export that many, whether to cut it into
+    # slices (14 events: no), its statement timeout, the COPY.
+    assert len(statements) == 4
+    assert statements[3].startswith("COPY (SELECT json_build_object(")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_plover_export_in_parallel_slices_equals_the_single_statement(seeded, api, settings):
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE events_event")  # the slicing reads the row estimate
+    settings.EXPORT_PARALLEL_MIN_EVENTS = 10**9
+    whole = export(api)
+    settings.EXPORT_PARALLEL_MIN_EVENTS, settings.EXPORT_SLICE_EVENTS = 1, 3
+    with CaptureQueriesContext(connection) as captured:
+        sliced = export(api)
+    assert len([q for q in captured if q["sql"].startswith("COPY")]) == 3
+    assert sliced == whole and len(whole.splitlines()) == 14
 
 
 def test_the_plover_export_takes_the_event_lists_filters(seeded, api):
@@ -249,3 +274,33 @@ def test_a_json_body_takes_records_only(db, token_client):
     response = token_client(*CURATOR).post(IMPORT, {"records": [], "colour": "red"}, format="json")
     assert response.status_code == 400
     assert [e["pointer"] for e in response.json()["errors"]] == ["/colour"]
+
+
+def test_an_event_citing_two_documents_is_written_once(seeded, api, token_client):
+    event = Event.objects.get(title__startswith="Russia invades")
+    seed = Source.objects.get()
+    other = source_create(text="Russia invaded Ukraine, the agency reported.")
+    evidence_attach(record=event, spans=[Span(source=other, start=0, end=22)])
+
+    content = export(api)
+    lines = records(content)
+    assert len(lines) == Event.objects.count()
+    first, second = sorted([seed, other], key=lambda source: source.sha256)
+    number, record = next((n, r) for n, r in enumerate(lines, 1) if r["title"] == event.title)
+    assert record["cite_info"]["citation"] == f"sha256:{first.sha256}"
+    assert record["text"] == first.text
+    elsewhere = event.evidence.filter(source=second).order_by("start", "end", "id")
+    assert record["other_evidence"] == [
+        {"citation": f"sha256:{second.sha256}", "start": v.start, "end": v.end, "quote": v.quote}
+        for v in elsewhere
+    ]
+
+    # Imported, the passages elsewhere are left out, and the report says so.
+    empty_the_ledger()
+    response = post(token_client(*CURATOR), content)
+    assert response.status_code == 201, response.json()
+    ignored = response.json()["ignored"]
+    assert [(i["line"], i["pointer"]) for i in ignored] == [
+        (number, f"/{number - 1}/other_evidence")
+    ]
+    assert Event.objects.get(title=event.title).evidence.count() == len(record["text_info"])
