@@ -27,6 +27,7 @@ from typing import Any
 
 from django.db import connection, transaction
 from psycopg import ClientCursor
+from rest_framework.utils.json import strict_constant
 
 from actors.models import Sector
 from events.documents import ANNOTATION_FORMAT, Problem, Report, import_document
@@ -271,7 +272,7 @@ class _Records:
                 self.problem(number, "", f"nested more than {MAX_JSON_DEPTH} levels deep.")
                 continue
             try:
-                record = json.loads(raw)
+                record = json.loads(raw, parse_constant=strict_constant)
             except ValueError as exc:
                 self.problem(number, "", f"not valid JSON: {exc}.", code="parse_error")
                 continue
@@ -347,7 +348,10 @@ class _Records:
                 code="unknown_code",
                 hint=f"Accepted: {', '.join(EventType.values)} (GET /api/v1/vocabulary/).",
             )
-        codebook = (record.get("cite_info") or {}).get("codebook")
+        cite = record.get("cite_info")
+        if cite is not None and not isinstance(cite, dict):
+            self.problem(line, "/cite_info", "`cite_info` is an object.")
+        codebook = cite.get("codebook") if isinstance(cite, dict) else None
         if codebook is not None and codebook != EVENT_VOCABULARY_VERSION:
             self.problem(
                 line,
@@ -435,9 +439,6 @@ class _Records:
 
     def cite(self, line: int, record: dict, document: _Document) -> None:
         cite = record.get("cite_info") or {}
-        if not isinstance(cite, dict):
-            self.problem(line, "/cite_info", "`cite_info` is an object.")
-            return
         document.source = {
             "title": cite.get("title") or "",
             "publisher": cite.get("publication") or "",
@@ -505,6 +506,9 @@ class _Records:
         if bad:
             return None
         key, wikidata = entity.get("key"), entity.get("identifier_id")
+        if key is not None and not isinstance(key, str):
+            self.problem(line, f"{where}/key", "an actor's key is text (its slug).")
+            return None
         if not key:
             if wikidata:
                 return f"wikidata:{wikidata}"
@@ -542,6 +546,9 @@ class _Records:
         if location.get("extracted_place"):
             fields["place_text"] = location["extracted_place"]
         key, geonames_id = location.get("key"), location.get("geonameid")
+        if key is not None and not isinstance(key, str):
+            self.problem(line, "/event_loc/key", "a place's key is text (its slug).")
+            return {}
         if key:
             declaration = {
                 "key": key,

@@ -304,3 +304,49 @@ def test_an_event_citing_two_documents_is_written_once(seeded, api, token_client
         (number, f"/{number - 1}/other_evidence")
     ]
     assert Event.objects.get(title=event.title).evidence.count() == len(record["text_info"])
+
+
+SPOILERS = [
+    ("event", "ASSAULT"),
+    ("event", [1]),
+    ("event", []),
+    ("text_info", [{"start": "0", "end": 5}]),
+    ("text_info", [{"start": 5, "end": 5}]),
+    ("text_info", [{"start": -1, "end": 5}]),
+    ("text_info", "0-5"),
+    ("event_text", ["not the text"]),
+    ("cite_info", "a citation"),
+    ("cite_info", {"codebook": "plover-base-1.3.1"}),
+    ("actor", [{"key": ["russia"]}]),
+    ("actor", [{"key": "russia", "sector": "XYZ"}]),
+    ("actor", [{"key": "russia", "role": "target"}]),
+    ("actor", [{}]),
+    ("actor", "RUS"),
+    ("recipient", [7]),
+    ("event_loc", {"key": {"a": 1}}),
+    ("event_loc", "Ukraine"),
+    ("context", "military"),
+    ("mode", ["invasion", "war"]),
+    ("date", "yesterday"),
+    ("date_precision", "fortnight"),
+    ("id", None),
+    ("text", None),
+    ("title", ["a"]),
+]
+
+
+def test_malformed_records_are_each_a_problem_at_their_line(seeded, api, token_client):
+    lines = export(api).decode().splitlines()
+    empty_the_ledger()
+    client = token_client(*CURATOR)
+    for name, value in SPOILERS:
+        record = json.loads(lines[2])
+        record[name] = value
+        body = "\n".join([lines[0], lines[1], json.dumps(record), *lines[3:]])
+        response = post(client, body)
+        assert response.status_code == 400, (name, value, response.content)
+        assert {e["line"] for e in response.json()["errors"]} == {3}, (name, value)
+    for body in ("[]", '{"id": NaN}', "\x00", "null"):
+        response = post(client, body)
+        assert response.status_code == 400, (body, response.content)
+    assert Event.objects.count() == 0
