@@ -151,16 +151,17 @@ def export_query(
         "LEFT JOIN events_place p ON p.id = e.place_id "
         # The event's evidence, read once: the passages in its document (the
         # source with the smallest sha256) and those in others.
-        "JOIN LATERAL (SELECT min(x.source_id) FILTER (WHERE x.first) AS source_id, "
+        "JOIN (SELECT x.event_id, min(x.source_id) FILTER (WHERE x.first) AS source_id, "
         'json_agg(x.quote ORDER BY x.start, x."end", x.id) FILTER (WHERE x.first) AS quotes, '
         "json_agg(json_build_object('start', x.start, 'end', x.\"end\") "
         'ORDER BY x.start, x."end", x.id) FILTER (WHERE x.first) AS spans, '
         "json_agg(json_build_object('citation', 'sha256:' || x.sha256, 'start', x.start, "
         "'end', x.\"end\", 'quote', x.quote) ORDER BY x.sha256, x.start, x.\"end\", x.id) "
         "FILTER (WHERE NOT x.first) AS others "
-        'FROM (SELECT v.id, v.source_id, v.start, v."end", v.quote, vs.sha256, '
-        "vs.sha256 = min(vs.sha256) OVER () AS first FROM events_evidence v "
-        "JOIN events_source vs ON vs.id = v.source_id WHERE v.event_id = e.id) x) ev ON true "
+        'FROM (SELECT v.id, v.event_id, v.source_id, v.start, v."end", v.quote, vs.sha256, '
+        "vs.sha256 = min(vs.sha256) OVER (PARTITION BY v.event_id) AS first "
+        "FROM events_evidence v JOIN events_source vs ON vs.id = v.source_id "
+        f"{where('v.event_id')}) x GROUP BY x.event_id) ev ON ev.event_id = e.id "
         "JOIN events_source s ON s.id = ev.source_id "
         f"LEFT JOIN ({_entities(where('ep.event_id'))}) pa ON pa.event_id = e.id "
         "LEFT JOIN LATERAL (SELECT r.key AS name "
