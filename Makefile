@@ -97,7 +97,7 @@ abuse: install $(NGINX)
 # Client SDKs from the committed schema, into sdk/ (git-ignored).
 sdk: install $(NODE_STAMP)
 	rm -rf sdk/python sdk/typescript
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/openapi-python-client generate --path openapi/v1.yaml --output-path sdk/python --meta setup
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/openapi-python-client generate --path openapi/v1.yaml --output-path sdk/python --meta setup --config openapi/python-client.yaml
 	$(BIN)/openapi-generator-cli generate -i openapi/v1.yaml -g typescript-fetch -o sdk/typescript --additional-properties=npmName=event-ledger-client,supportsES6=true
 
 format: install

@@ -38,9 +38,29 @@ api_root = ApiRootView.as_view(
             "The codebook: every coded value with its label and description.",
         ),
         Endpoint(
+            "documents-plover",
+            "document-plover",
+            "Import PLOVER records (JSON Lines) through the documents path; ?dry_run=true.",
+        ),
+        Endpoint(
             "events-export",
             "event-export",
             "The events the list's filters select, streamed as CSV or JSON Lines.",
+        ),
+        Endpoint(
+            "events-export-plover",
+            "event-export-plover",
+            "The events the list's filters select, as PLOVER records (JSON Lines).",
+        ),
+        Endpoint(
+            "events-counts",
+            "event-counts",
+            "Event counts by period, type, quad class, actor, country or place (one or two).",
+        ),
+        Endpoint(
+            "statements-counts",
+            "statement-counts",
+            "Statement counts by period, kind or speaker (one or two).",
         ),
         Endpoint("schema", "schema", "The OpenAPI 3 document of this API."),
         Endpoint("docs", "swagger-ui", "The API's documentation in Swagger UI."),

@@ -1,6 +1,8 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
+from events.counts import EventCountsView, StatementCountsView
+from events.plover_views import PloverExportView, PloverImportView
 from events.views import (
     DocumentDetailView,
     DocumentView,
@@ -22,9 +24,13 @@ router.register("places", PlaceViewSet, basename="place")
 urlpatterns = [
     path("changes/", ChangeFeedView.as_view(), name="change-list"),
     path("documents/", DocumentView.as_view(), name="document-list"),
+    path("documents/plover/", PloverImportView.as_view(), name="document-plover"),
     path("documents/<int:pk>/", DocumentDetailView.as_view(), name="document-detail"),
     path("sources/<int:pk>/mentions/", SourceMentionsView.as_view(), name="source-mentions"),
     path("events/export", EventExportView.as_view(), name="event-export"),
+    path("events/export/plover", PloverExportView.as_view(), name="event-export-plover"),
+    path("events/counts/", EventCountsView.as_view(), name="event-counts"),
+    path("statements/counts/", StatementCountsView.as_view(), name="statement-counts"),
     path("vocabulary/", VocabularyView.as_view(), name="vocabulary"),
     *router.urls,
 ]

@@ -43,6 +43,8 @@ def generate_python_client(out: Path):
             str(out),
             "--meta",
             "none",
+            "--config",
+            str(SCHEMA.parent / "python-client.yaml"),
         ],
         env={**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"},
         capture_output=True,
