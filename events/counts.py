@@ -330,8 +330,9 @@ def counts(
         if date_before is not None:
             known.append(period_of(date_before, unit))
         others = sorted({key[:time] + key[time + 1 :] for key in keys}, key=repr)
-        if not others and date_after is not None and date_before is not None:
-            others = [()]  # bounded and empty: a series of zeros
+        if not others and len(dims) == 1 and date_after is not None and date_before is not None:
+            others = [()]  # bounded and empty: a series of zeros (of one dimension only:
+            # with a second, no value of it has a record to make a series of)
         if known and others:
             first, last = min(known), max(known)
             size = periods_between(first, last, unit) * len(others)

@@ -363,3 +363,16 @@ def test_random_events_counted_by_month_equal_a_brute_force_count(db, api, capsy
             transaction.set_rollback(True)
 
     example()
+
+
+def test_two_dimensions_over_a_bounded_range_without_records_is_empty_not_an_error(seeded, api):
+    """Found by trying the README's example on the seed, whose events are all
+    undated at month precision: a bounded range with two dimensions and no
+    dated record was an IndexError (500)."""
+    response = api.get(
+        "/api/v1/events/counts/",
+        {"by": "month,type", "date_after": "2023-01-01", "date_before": "2023-12-31"},
+    )
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["buckets"] == [] and body["undated"] == body["total"] == 14
