@@ -45,7 +45,23 @@ api_root = ApiRootView.as_view(
         Endpoint(
             "events-export",
             "event-export",
-            "The events the list's filters select, streamed as CSV or JSON Lines.",
+            "The events the list's filters select, streamed as CSV, JSON Lines or dyadic "
+            "CSV (format=dyadic: one row per initiator-target pair).",
+        ),
+        Endpoint(
+            "statements-export",
+            "statement-export",
+            "The statements the list's filters select, streamed as CSV or JSON Lines.",
+        ),
+        Endpoint(
+            "actors-export",
+            "actor-export",
+            "The actors the list's filters select, streamed as CSV or JSON Lines.",
+        ),
+        Endpoint(
+            "affiliations-export",
+            "affiliation-export",
+            "The affiliations the list's filters select, streamed as CSV or JSON Lines.",
         ),
         Endpoint(
             "events-export-plover",

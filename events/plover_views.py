@@ -23,6 +23,7 @@ from events.serializers import (
 from events.views import (
     CanImportDocuments,
     EventExportView,
+    ExportView,
     JSONLinesRenderer,
     _boolean,
 )
@@ -42,7 +43,7 @@ class PloverExportView(EventExportView):
 
     def perform_content_negotiation(self, request, force=False):
         try:
-            return super(EventExportView, self).perform_content_negotiation(request, force)
+            return super(ExportView, self).perform_content_negotiation(request, force)
         except Http404:
             raise InvalidQuery({"format": ["PLOVER records are JSON Lines: use jsonl."]}) from None
 

@@ -4,12 +4,15 @@ from rest_framework.routers import SimpleRouter
 from events.counts import EventCountsView, StatementCountsView
 from events.plover_views import PloverExportView, PloverImportView
 from events.views import (
+    ActorExportView,
+    AffiliationExportView,
     DocumentDetailView,
     DocumentView,
     EventExportView,
     EventViewSet,
     PlaceViewSet,
     SourceMentionsView,
+    StatementExportView,
     StatementViewSet,
 )
 from events.vocabulary import VocabularyView
@@ -29,6 +32,11 @@ urlpatterns = [
     path("sources/<int:pk>/mentions/", SourceMentionsView.as_view(), name="source-mentions"),
     path("events/export", EventExportView.as_view(), name="event-export"),
     path("events/export/plover", PloverExportView.as_view(), name="event-export-plover"),
+    path("statements/export", StatementExportView.as_view(), name="statement-export"),
+    # Actors and affiliations are exported here, beside the exports they share
+    # their machinery with (events/export.py): actors/ may not import events/.
+    path("actors/export", ActorExportView.as_view(), name="actor-export"),
+    path("affiliations/export", AffiliationExportView.as_view(), name="affiliation-export"),
     path("events/counts/", EventCountsView.as_view(), name="event-counts"),
     path("statements/counts/", StatementCountsView.as_view(), name="statement-counts"),
     path("vocabulary/", VocabularyView.as_view(), name="vocabulary"),

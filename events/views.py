@@ -1,5 +1,6 @@
-"""API views of places, events and statements, the event export, the
-documents endpoint, and the mention suggestions of a source."""
+"""API views of places, events and statements, the exports (of events, and
+of statements, actors and affiliations), the documents endpoint, and the
+mention suggestions of a source."""
 
 import contextlib
 import json
@@ -27,16 +28,24 @@ from rest_framework.settings import api_settings
 from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
+from actors.filters import ActorFilterSet, AffiliationFilterSet
+from actors.models import Actor, Affiliation
 from events.documents import PRODUCED, import_document
-from events.export import FORMATS as EXPORT_FORMATS
 from events.export import (
+    ACTOR_EXPORT,
+    AFFILIATION_EXPORT,
+    STATEMENT_EXPORT,
     BoundedExport,
     ExportSlots,
+    TableExport,
     count_at_most,
+    dyadic_query,
     export_query,
     stream,
     stream_in_parallel,
 )
+from events.export import EXTENSIONS as EXPORT_EXTENSIONS
+from events.export import FORMATS as EXPORT_FORMATS
 from events.export import slices as export_slices
 from events.filters import (
     EventEvidenceSearchFilterSet,
@@ -378,58 +387,67 @@ class ExportTooLarge(exceptions.PermissionDenied):
 EXPORT_RETRY_AFTER = 10
 
 
-class EventExportView(StrictQueryMixin, GenericAPIView):
-    """Every event matching the list's filters, streamed as one file.
+class DyadicCSVRenderer(CSVRenderer):
+    """The dyadic CSV of events: one row per pair of an event's sides."""
 
-    Anonymous clients may export up to EXPORT_ANON_MAX_ROWS events; signed-in
+    format = "dyadic"
+
+
+def _export_parameters(formats: list[str]) -> list[OpenApiParameter]:
+    return [
+        OpenApiParameter(
+            "format",
+            str,
+            enum=formats,
+            description=f"{formats[0]} (default) or {' or '.join(formats[1:])}.",
+        )
+    ]
+
+
+def _too_large_response(noun: str) -> OpenApiResponse:
+    return OpenApiResponse(
+        response={"$ref": "#/components/schemas/Problem"},
+        description=f"An anonymous export of more {noun} than anonymous clients may export: "
+        "sign in, or narrow the filters.",
+    )
+
+
+EXPORT_LIMITS_TEXT = (
+    "Anonymous clients may export at most 10,000 {noun} (403 beyond: sign in or narrow the "
+    "filters); signed-in users, any number. Exports running at once are limited per client "
+    "and in all (429 with `Retry-After`)."
+)
+FORMULA_TEXT = (
+    "A CSV cell that a spreadsheet would read as a formula (it begins with =, +, -, @, a tab "
+    "or a carriage return) begins with a single quote."
+)
+
+
+class ExportView(StrictQueryMixin, GenericAPIView):
+    """Every record matching a list's filters, streamed as one file.
+
+    Anonymous clients may export up to EXPORT_ANON_MAX_ROWS records; signed-in
     users, any number. Exports at once are capped per client and in all
-    (ExportSlots), and each is bounded in time (BoundedExport)."""
+    (ExportSlots), and each is bounded in time (BoundedExport). Subclasses say
+    what is exported (`noun`, `table`, `queryset`, `filterset_class`) and
+    make the file (`chunks`)."""
 
     permission_classes = [AllowAny]
     renderer_classes = [CSVRenderer, JSONLinesRenderer]
-    queryset = Event.objects.all()
-    filterset_class = EventFilterSet
     pagination_class = None
     throttle_classes = SEARCH_THROTTLES
+    noun = "records"
+    table = ""
 
     def perform_content_negotiation(self, request, force=False):
         try:
             return super().perform_content_negotiation(request, force)
         except Http404:
-            raise InvalidQuery({"format": ["Use csv or jsonl."]}) from None
+            formats = [renderer.format for renderer in self.renderer_classes]
+            raise InvalidQuery({"format": [f"Use {' or '.join(formats)}."]}) from None
 
-    @extend_schema(
-        operation_id="events_export",
-        summary="Export events as CSV or JSON Lines",
-        description="Every event that matches the filters (the same as the event list's), "
-        "ordered by id, streamed as it is read: no page size, constant memory. One row per "
-        "event: its fields, its place (`place_id`, `place_name`, `place_country`), and its "
-        "`participants` and `evidence` as JSON arrays (JSON text in CSV cells; `context` "
-        "there is joined by semicolons). A CSV cell that a spreadsheet would read as a "
-        "formula (it begins with =, +, -, @, a tab or a carriage return) begins with a "
-        "single quote. Choose the format with `format` or the Accept header.\n\n"
-        "Anonymous clients may export at most 10,000 events (403 beyond: sign in or "
-        "narrow the filters); signed-in users, any number. Exports running at once are "
-        "limited per client and in all (429 with `Retry-After`).",
-        filters=True,
-        parameters=[
-            OpenApiParameter(
-                "format", str, enum=["csv", "jsonl"], description="csv (default) or jsonl."
-            )
-        ],
-        responses={
-            (200, "text/csv"): OpenApiTypes.STR,
-            (200, "application/x-ndjson"): OpenApiTypes.STR,
-            (403, "application/problem+json"): OpenApiResponse(
-                response={"$ref": "#/components/schemas/Problem"},
-                description="An anonymous export of more events than anonymous clients may "
-                "export: sign in, or narrow the filters.",
-            ),
-        },
-    )
     def get(self, request):
-        events = self.get_queryset()
-        parts = self.id_queries(request, events)
+        parts = self.id_queries(request, self.get_queryset())
         if request.user.is_authenticated:
             client, per_client = f"user-{request.user.pk}", settings.EXPORT_MAX_CONCURRENT_USER
         else:
@@ -450,8 +468,72 @@ class EventExportView(StrictQueryMixin, GenericAPIView):
             raise
         fmt = request.accepted_renderer.format
         response = StreamingHttpResponse(bounded, content_type=EXPORT_FORMATS[fmt])
-        response["Content-Disposition"] = f'attachment; filename="events.{fmt}"'
+        name = f"{self.noun}.{EXPORT_EXTENSIONS.get(fmt, fmt)}"
+        response["Content-Disposition"] = f'attachment; filename="{name}"'
         return response
+
+    def id_queries(self, request, queryset) -> list[tuple[str, list]]:
+        """The id queries whose union is exported: the list's, filtered."""
+        sql, params = self.filter_queryset(queryset).values("id").query.sql_with_params()
+        return [(sql, list(params))]
+
+    def check_anonymous_size(self, request, parts) -> None:
+        limit = settings.EXPORT_ANON_MAX_ROWS
+        if limit <= 0:
+            raise ExportTooLarge("Sign in to export: send Authorization: Token <key>.")
+        with search_time_limit(bool(request.query_params.get("q"))):
+            matched = count_at_most(parts, limit + 1, self.table)
+        if matched > limit:
+            raise ExportTooLarge(
+                f"Anonymous clients may export at most {limit:,} {self.noun}, and these "
+                "filters match more. Sign in (Authorization: Token <key>), or narrow the "
+                "filters."
+            )
+
+    def chunks(self, request, parts):
+        raise NotImplementedError
+
+    @staticmethod
+    def union(parts) -> tuple[str | None, list]:
+        """One id query of `parts` (None, every row, when there are none)."""
+        if not parts:
+            return None, []
+        ids_sql = " UNION ".join(f"SELECT k.id FROM ({sql}) k" for sql, _ in parts)
+        return ids_sql, [param for _, params in parts for param in params]
+
+
+class EventExportView(ExportView):
+    """Every event matching the list's filters, as CSV, JSON Lines or the
+    dyadic CSV (one row per pair of sides)."""
+
+    renderer_classes = [CSVRenderer, JSONLinesRenderer, DyadicCSVRenderer]
+    queryset = Event.objects.all()
+    filterset_class = EventFilterSet
+    noun = "events"
+    table = "events_event"
+
+    @extend_schema(
+        operation_id="events_export",
+        summary="Export events as CSV, JSON Lines or dyadic CSV",
+        description="Every event that matches the filters (the same as the event list's), "
+        "ordered by id, streamed as it is read: no page size, constant memory. One row per "
+        "event: its fields, its place (`place_id`, `place_name`, `place_country`), and its "
+        "`participants` and `evidence` as JSON arrays (JSON text in CSV cells; `context` "
+        "there is joined by semicolons). With `format=dyadic`, a CSV with one row per "
+        "event per pair of its sides, as ACLED's dyadic export: `actor1_*` an initiator, "
+        "`actor2_*` a target, one row per (initiator, target) pair (docs/api.md lists the "
+        f"rule and the columns). {FORMULA_TEXT} Choose the format with `format` or the "
+        "Accept header.\n\n" + EXPORT_LIMITS_TEXT.format(noun="events"),
+        filters=True,
+        parameters=_export_parameters(["csv", "jsonl", "dyadic"]),
+        responses={
+            (200, "text/csv"): OpenApiTypes.STR,
+            (200, "application/x-ndjson"): OpenApiTypes.STR,
+            (403, "application/problem+json"): _too_large_response("events"),
+        },
+    )
+    def get(self, request):
+        return super().get(request)
 
     def id_queries(self, request, events) -> list[tuple[str, list]]:
         """The id queries whose union the filters select (none without
@@ -470,34 +552,85 @@ class EventExportView(StrictQueryMixin, GenericAPIView):
         self.filterset_class = EventFilterSet
         return parts
 
-    def check_anonymous_size(self, request, parts) -> None:
-        limit = settings.EXPORT_ANON_MAX_ROWS
-        if limit <= 0:
-            raise ExportTooLarge("Sign in to export: send Authorization: Token <key>.")
-        with search_time_limit(bool(request.query_params.get("q"))):
-            matched = count_at_most(parts, limit + 1)
-        if matched > limit:
-            raise ExportTooLarge(
-                f"Anonymous clients may export at most {limit:,} events, and these filters "
-                f"match more. Sign in (Authorization: Token <key>), or narrow the filters "
-                "(a date range, an actor, a type)."
-            )
-
     def chunks(self, request, parts):
         fmt = request.accepted_renderer.format
         origin = request.build_absolute_uri("/")[:-1]
+
+        def query(ids_sql, ids_params, **slice_):
+            if fmt == "dyadic":
+                return dyadic_query(ids_sql, ids_params, origin, **slice_)
+            return export_query(ids_sql, ids_params, fmt, origin, **slice_)
+
         ranges = export_slices(bool(parts))
         if ranges:
-            queries = [
-                export_query(None, (), fmt, origin, id_range=ids, header=i == 0)
-                for i, ids in enumerate(ranges)
-            ]
-            return stream_in_parallel(queries)
-        ids_sql, ids_params = None, []
-        if parts:
-            ids_sql = " UNION ".join(f"SELECT k.id FROM ({sql}) k" for sql, _ in parts)
-            ids_params = [param for _, params in parts for param in params]
-        return stream(export_query(ids_sql, ids_params, fmt, origin))
+            return stream_in_parallel(
+                [query(None, (), id_range=ids, header=i == 0) for i, ids in enumerate(ranges)]
+            )
+        return stream(query(*self.union(parts)))
+
+
+class TableExportView(ExportView):
+    """The export of a resource other than events, as its TableExport says."""
+
+    export: TableExport
+
+    def chunks(self, request, parts):
+        origin = request.build_absolute_uri("/")[:-1]
+        fmt = request.accepted_renderer.format
+        return stream(self.export.query(*self.union(parts), fmt, origin))
+
+
+def _table_export_schema(export: TableExport, record: str):
+    return extend_schema(
+        operation_id=f"{export.noun}_export",
+        summary=f"Export {export.noun} as CSV or JSON Lines",
+        description=f"Every {record} that matches the filters (the same as the {record} "
+        "list's), ordered by id, streamed as it is read: no page size, constant memory. One "
+        f"row per {record}, with the columns docs/api.md lists; lists (of actors, events, "
+        "evidence, aliases, identifiers) are JSON arrays, JSON text in CSV cells. "
+        f"{FORMULA_TEXT}\n\n" + EXPORT_LIMITS_TEXT.format(noun=export.noun),
+        filters=True,
+        parameters=_export_parameters(["csv", "jsonl"]),
+        responses={
+            (200, "text/csv"): OpenApiTypes.STR,
+            (200, "application/x-ndjson"): OpenApiTypes.STR,
+            (403, "application/problem+json"): _too_large_response(export.noun),
+        },
+    )
+
+
+class StatementExportView(TableExportView):
+    queryset = Statement.objects.all()
+    filterset_class = StatementFilterSet
+    export = STATEMENT_EXPORT
+    noun, table = export.noun, export.table
+
+    @_table_export_schema(STATEMENT_EXPORT, "statement")
+    def get(self, request):
+        return super().get(request)
+
+
+class ActorExportView(TableExportView):
+    # Merged actors are left out, as from the list (MergeableViewSet).
+    queryset = Actor.objects.filter(merged_into__isnull=True)
+    filterset_class = ActorFilterSet
+    export = ACTOR_EXPORT
+    noun, table = export.noun, export.table
+
+    @_table_export_schema(ACTOR_EXPORT, "actor")
+    def get(self, request):
+        return super().get(request)
+
+
+class AffiliationExportView(TableExportView):
+    queryset = Affiliation.objects.all()
+    filterset_class = AffiliationFilterSet
+    export = AFFILIATION_EXPORT
+    noun, table = export.noun, export.table
+
+    @_table_export_schema(AFFILIATION_EXPORT, "affiliation")
+    def get(self, request):
+        return super().get(request)
 
 
 class CanImportDocuments(BasePermission):
