@@ -27,6 +27,7 @@ import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import pghistory.trigger
 import pgtrigger
 from django.apps import apps
 from django.core.exceptions import ValidationError
@@ -38,7 +39,7 @@ from django.db.models.lookups import IsNull
 
 from ledger import registry
 from ledger.models import Change, ChangeAction, Mergeable
-from ledger.triggers import TouchesParent, touch_parents
+from ledger.triggers import TouchesParent, quote_name, touch_parents
 
 
 class MergeConflict(Exception):
@@ -253,18 +254,26 @@ def unmerge(record: Any) -> dict[str, Any]:
 
 def _move(related: type[models.Model], name: str, ids: list[int], to: int, away: int) -> None:
     """Point the rows `ids` of `related` at record `to` (their foreign key
-    `name`), in one UPDATE. Their parents gain a revision, as for any change
-    of a child row: instead of the row trigger touching each parent with an
-    UPDATE of its own (TouchesParent: ten thousand statements for ten thousand
-    rows), one UPDATE per parent table touches them all, with the same rule."""
+    `name`) in one UPDATE, and do what the row triggers would do for each row
+    set-based: instead of each row touching its parent with an UPDATE of its
+    own (TouchesParent: ten thousand statements for ten thousand rows) and
+    writing its `update` snapshot, one UPDATE per parent table touches them all
+    (the trigger's own rule, `touch_parents`) and one INSERT writes every
+    snapshot, with the same context."""
     declared = getattr(related._meta, "triggers", [])  # django-pgtrigger's Meta option
     touching = [t for t in declared if isinstance(t, TouchesParent)]
+    snapshots = [
+        t for t in declared if isinstance(t, pghistory.trigger.Event) and t.label == "update"
+    ]
     rows = related._default_manager.filter(pk__in=ids)
-    if not touching:
+    if not touching and not snapshots:
         rows.update(**{name: to})
         return
-    with pgtrigger.ignore(*(f"{related._meta.label}:{t.name}" for t in touching)):
+    label = related._meta.label
+    with pgtrigger.ignore(*(f"{label}:{t.name}" for t in [*touching, *snapshots])):
         rows.update(**{name: to})
+    for recorder in snapshots:
+        _snapshot(related, recorder.event_model, ids)
     for trigger in touching:
         for fk in trigger.fks:
             field = related._meta.get_field(fk)
@@ -276,6 +285,28 @@ def _move(related: type[models.Model], name: str, ids: list[int], to: int, away:
             parent = field.related_model
             if parents and parent is not None and not isinstance(parent, str):
                 touch_parents(parent, sorted(parents))
+
+
+def _snapshot(related: type[models.Model], snapshot: Any, ids: list[int]) -> None:
+    """The `update` snapshots of rows `ids` of `related`, as its pghistory
+    trigger writes them one by one: the tracked columns, the row's id and the
+    write's context (`_pgh_attach_context()`, the trigger's own function)."""
+    tracked = [
+        f.column
+        for f in snapshot._meta.concrete_fields
+        if not f.name.startswith("pgh_") and f.column is not None
+    ]
+    columns = ", ".join(quote_name(column) for column in tracked)
+    # The context attached once (the trigger attaches it per row: an upsert each).
+    query = (
+        f"WITH context AS (SELECT _pgh_attach_context() AS id) "
+        f"INSERT INTO {quote_name(snapshot._meta.db_table)} (pgh_created_at, pgh_label, "
+        f"pgh_context_id, pgh_obj_id, {columns}) SELECT NOW(), 'update', context.id, "
+        f"row.id, {', '.join(f'row.{quote_name(c)}' for c in tracked)} "
+        f"FROM {quote_name(related._meta.db_table)} row, context WHERE row.id = ANY(%s)"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(query, [ids])
 
 
 def _as_dict(row: models.Model) -> dict[str, Any]:

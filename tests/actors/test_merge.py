@@ -145,6 +145,13 @@ def test_history_and_feed_show_the_merge_on_both_records(duplicate, token_client
     assert ("events", duplicate["alone"].pk, "update") in changes
     assert ("events", duplicate["shared"].pk, "update") in changes
     assert ("statements", duplicate["said"].pk, "update") in changes
+    # The moved participation's own history: an update snapshot, in the merge's context.
+    moved = duplicate["alone"].participants.get()
+    snapshot = moved.snapshots.get(pgh_label="update")
+    assert (snapshot.actor_id, snapshot.role) == (into.pk, "initiator")
+    assert snapshot.pgh_context.metadata["reason"] == "USA is the United States"
+    alias = ActorAlias.objects.get(actor=into, name="America")
+    assert alias.snapshots.get(pgh_label="update").actor_id == into.pk
     feed = api.get("/api/v1/changes/", {"resource": "actors", "page_size": 1000}).json()
     [entry] = [c for c in feed["results"] if c["action"] == "merge"]
     assert entry["data"]["merged_into"] == into.pk
