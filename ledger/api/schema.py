@@ -88,7 +88,7 @@ def problem_responses_hook(result, generator, request, public):
             responses = operation.setdefault("responses", {})
             codes = list(_ERRORS_BY_METHOD.get(method, []))
             if any(p["name"] == "If-Match" for p in operation.get("parameters", [])):
-                codes += ["404", "412", "428"]  # a conditional POST (merge, unmerge)
+                codes += ["404", "410", "412", "428"]  # a conditional POST (merge, unmerge)
             for code in dict.fromkeys(codes):
                 if code in ("404", "410") and "{" not in _path_of(result, path_item):
                     continue  # lists are never missing
