@@ -524,6 +524,34 @@ class _Loader:
             entry = {"pointer": pointer, "resource": resource, "id": record.pk}
             self.report.updated.append(entry)
 
+    def update_produced(
+        self,
+        section: str,
+        record: Any,
+        spans: list[Span],
+        pointer: str,
+        label: str,
+        update: Callable[[list[Span]], Any],
+    ) -> None:
+        """Update `record`, which this document produced before, as its item
+        says now: `update(evidence)`, the evidence being the item's spans and
+        the record's evidence from other sources; reported if anything changed."""
+        evidence = self.with_other_sources(record, spans)
+        self.changed(
+            section,
+            record,
+            pointer,
+            lambda: self.written(lambda: update(evidence), pointer, label, type(record)),
+        )
+
+    def create(
+        self, section: str, model: Any, pointer: str, label: str, make: Callable[[], Any]
+    ) -> Any:
+        """A new record for the item, counted under `section`."""
+        record = self.written(make, pointer, label, model)
+        self.report.counts[section] += 1
+        return record
+
     def with_other_sources(self, record: Any, spans: list[Span]) -> list[Span]:
         """`spans` and the record's evidence from other sources, which stays."""
         others = record.evidence.exclude(source=self.source).select_related("source")
@@ -796,20 +824,16 @@ class _Loader:
             ).first()
         )
         if before is not None:
-            evidence = self.with_other_sources(before, spans)
-            self.changed(
+            self.update_produced(
                 "affiliations",
                 before,
+                spans,
                 pointer,
-                lambda: self.written(
-                    lambda: affiliation_update(
-                        affiliation=before,
-                        fields={"member": member, "organization": organization, **fields},
-                        evidence=evidence,
-                    ),
-                    pointer,
-                    label,
-                    Affiliation,
+                label,
+                lambda evidence: affiliation_update(
+                    affiliation=before,
+                    fields={"member": member, "organization": organization, **fields},
+                    evidence=evidence,
                 ),
             )
         elif existing is not None:
@@ -817,15 +841,15 @@ class _Loader:
                 lambda: evidence_attach(record=existing, spans=spans), pointer, label, Affiliation
             )
         else:
-            existing = self.written(
+            existing = self.create(
+                "affiliations",
+                Affiliation,
+                pointer,
+                label,
                 lambda: affiliation_create(
                     member=member, organization=organization, evidence=spans, **fields
                 ),
-                pointer,
-                label,
-                Affiliation,
             )
-            self.report.counts["affiliations"] += 1
         self.records["affiliations"][name] = existing.pk
 
     def _event(self, item: dict, pointer: str, label: str) -> None:
@@ -857,33 +881,30 @@ class _Loader:
         )
         event = self.produced(Event, "events", name)
         if event is not None:
-            stored, evidence = event, self.with_other_sources(event, spans)
-            self.changed(
+            stored = event
+            self.update_produced(
                 "events",
                 stored,
+                spans,
                 pointer,
-                lambda: self.written(
-                    lambda: event_update(
-                        event=stored,
-                        fields={"place": place, **fields},
-                        participants=participants,
-                        evidence=evidence,
-                    ),
-                    pointer,
-                    label,
-                    Event,
+                label,
+                lambda evidence: event_update(
+                    event=stored,
+                    fields={"place": place, **fields},
+                    participants=participants,
+                    evidence=evidence,
                 ),
             )
         else:
-            event = self.written(
+            event = self.create(
+                "events",
+                Event,
+                pointer,
+                label,
                 lambda: event_create(
                     place=place, participants=participants, evidence=spans, **fields
                 ),
-                pointer,
-                label,
-                Event,
             )
-            self.report.counts["events"] += 1
         if item.get("key"):
             self.events[item["key"]] = event
         self.records["events"][name] = event.pk
@@ -918,27 +939,28 @@ class _Loader:
         )
         statement = self.produced(Statement, "statements", name)
         if statement is not None:
-            stored, evidence = statement, self.with_other_sources(statement, spans)
-            self.changed(
+            stored = statement
+            self.update_produced(
                 "statements",
                 stored,
+                spans,
                 pointer,
-                lambda: self.written(
-                    lambda: statement_update(
-                        statement=stored,
-                        fields={"speaker": speaker, **fields},
-                        targets=targets,
-                        about_actors=about_actors,
-                        about_events=about_events,
-                        evidence=evidence,
-                    ),
-                    pointer,
-                    label,
-                    Statement,
+                label,
+                lambda evidence: statement_update(
+                    statement=stored,
+                    fields={"speaker": speaker, **fields},
+                    targets=targets,
+                    about_actors=about_actors,
+                    about_events=about_events,
+                    evidence=evidence,
                 ),
             )
         else:
-            statement = self.written(
+            statement = self.create(
+                "statements",
+                Statement,
+                pointer,
+                label,
                 lambda: statement_create(
                     speaker=speaker,
                     targets=targets,
@@ -947,11 +969,7 @@ class _Loader:
                     evidence=spans,
                     **fields,
                 ),
-                pointer,
-                label,
-                Statement,
             )
-            self.report.counts["statements"] += 1
         self.records["statements"][name] = statement.pk
 
     # Values ------------------------------------------------------------------------
