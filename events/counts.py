@@ -28,6 +28,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from django.core.exceptions import EmptyResultSet
 from django.db import connection, models
 from django.db.models import Case, Count, F, Q, QuerySet, Value, When
 from django.db.models.functions import NullIf
@@ -248,7 +249,10 @@ def _rows(
     else:
         inner = queryset.values(*keys).annotate(n=Count("*")).order_by()
         counted = "sum(s.n)::bigint"
-    sql, params = inner.query.sql_with_params()
+    try:
+        sql, params = inner.query.sql_with_params()
+    except EmptyResultSet:  # a condition no row meets (an empty list of values): none
+        return []
     columns, outer_params = [], []
     for i, dim in enumerate(dims):
         if dim.is_time:

@@ -440,10 +440,13 @@ class ExportView(StrictQueryMixin, GenericAPIView):
     table = ""
 
     def perform_content_negotiation(self, request, force=False):
+        formats = [renderer.format for renderer in self.renderer_classes]
+        # An empty `format` is no choice (DRF would fall back to Accept): refused too.
+        if request.query_params.get("format", None) == "":
+            raise InvalidQuery({"format": [f"Use {' or '.join(formats)}."]})
         try:
             return super().perform_content_negotiation(request, force)
         except Http404:
-            formats = [renderer.format for renderer in self.renderer_classes]
             raise InvalidQuery({"format": [f"Use {' or '.join(formats)}."]}) from None
 
     def get(self, request):

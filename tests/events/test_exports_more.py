@@ -274,3 +274,13 @@ def test_a_sliced_dyadic_export_is_the_same_file(api, seeded, settings):
         cursor.execute("ANALYZE events_event")  # slices() reads the planner's row count
     assert len(slices(filtered=False)) > 2
     assert body(api.get(EXPORT, {"format": "dyadic"})) == whole
+
+
+@pytest.mark.parametrize(
+    "url", ["/api/v1/events/export", "/api/v1/actors/export", "/api/v1/affiliations/export"]
+)
+def test_an_empty_format_is_a_400_not_the_default(seeded, api, url):
+    """Found by Schemathesis (FUZZ_SEED=1152406997): `format=` was served as CSV."""
+    response = api.get(url, {"format": ""})
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["parameter"] == "format"
