@@ -11,18 +11,22 @@ For each word it asks the event list, in process through Django's test client
 (the view, its queries and the JSON; no HTTP), for the first page of 50:
 
 - `date`: the search as it was before ranking and snippets (newest first, no
-  snippet: `events.views.snippets` is switched off for it), the reference;
+  snippet: `events.views.snippet_query` is switched off for it), the reference;
 - `date + snippet`: what `?q=` answers now (newest first, with snippets);
 - `relevance`: `ordering=relevance`, without snippets;
 - `relevance + snippet`: what `?q=&ordering=relevance` answers now;
 - `relevance, page 2`: the next page of the last, through its cursor.
 
-The variants are interleaved round by round, after a warm-up round, and each
-figure is the median of the rounds; ratios are against `date`. Figures:
+The variants are interleaved round by round, after a warm-up round. Two
+figures each: the median wall time of the rounds, and the CPU time per
+request of this process and of its PostgreSQL backend together (from /proc,
+summed over the rounds: steadier than wall time on a shared machine). Ratios
+are against `date`. Figures:
 docs/performance.md.
 """
 
 import argparse
+import functools
 import os
 import statistics
 import sys
@@ -53,6 +57,13 @@ from django.test.utils import CaptureQueriesContext  # noqa: E402
 from events import views  # noqa: E402
 
 PAGE = 50
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_ms(pid: int) -> float:
+    """User and system CPU time of a process so far, in ms."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) * 1000 / TICKS
 
 
 def count(word: str) -> tuple[int, int]:
@@ -80,24 +91,31 @@ def variants(word: str) -> dict[str, tuple[str, bool]]:
     }
 
 
-def ask(client: Client, path: str, snippets: bool) -> tuple[float, dict, int]:
-    real = views.snippets
-    if not snippets:
-        views.snippets = lambda text, ids: None  # the list without snippets: as before
+def ask(client: Client, path: str, snippets: bool) -> tuple[float, float, dict, int]:
+    """Wall ms, CPU ms (this process and its PostgreSQL backend), the body and
+    the number of queries of one request."""
+    real = views.snippet_query, views.ranked_rows
+    if not snippets:  # the list without snippets: as before
+        views.snippet_query = lambda text: {}
+        views.ranked_rows = functools.partial(real[1], with_snippets=False)
     try:
+        connection.ensure_connection()
+        backend = connection.connection.info.backend_pid
         with CaptureQueriesContext(connection) as queries:
-            started = time.perf_counter()
+            started, app, db = time.perf_counter(), time.process_time(), cpu_ms(backend)
             response = client.get(path, HTTP_HOST="localhost")
             elapsed = (time.perf_counter() - started) * 1000
+            cpu = (time.process_time() - app) * 1000 + cpu_ms(backend) - db
     finally:
-        views.snippets = real
+        views.snippet_query, views.ranked_rows = real
     if response.status_code != 200:
         raise SystemExit(f"{path}: {response.status_code} {response.content[:300]!r}")
-    return elapsed, response.json(), len(queries)
+    return elapsed, cpu, response.json(), len(queries)
 
 
 def measure(client: Client, word: str, rounds: int) -> dict:
     times: dict[str, list[float]] = {name: [] for name in variants(word)}
+    cpu: dict[str, list[float]] = {name: [] for name in variants(word)}
     facts: dict[str, dict] = {}
     for round_ in range(rounds + 1):  # round 0 warms up
         next_link = None
@@ -106,18 +124,20 @@ def measure(client: Client, word: str, rounds: int) -> dict:
                 if not next_link:
                     continue
                 path = next_link.split("localhost", 1)[1]
-            elapsed, body, queries = ask(client, path, snippets)
+            elapsed, used, body, queries = ask(client, path, snippets)
             if name == "relevance + snippet":
                 next_link = body["next"]
             if round_:
                 times[name].append(elapsed)
+                cpu[name].append(used)
             facts[name] = {
                 "rows": len(body["results"]),
                 "queries": queries,
                 "snippet": next((r.get("snippet") for r in body["results"]), None),
             }
     medians = {name: statistics.median(t) for name, t in times.items() if t}
-    return {"medians": medians, "facts": facts}
+    cpu_means = {name: statistics.fmean(t) for name, t in cpu.items() if t}
+    return {"medians": medians, "cpu": cpu_means, "facts": facts}
 
 
 def main() -> None:
@@ -135,16 +155,21 @@ def main() -> None:
         by_text, by_evidence = count(word)
         result = measure(client, word, args.rounds)
         reference = result["medians"]["date"]
+        cpu_reference = result["cpu"]["date"]
         print(
             f"\n{kind} word {word!r}: {by_text:,} events by title or summary, "
             f"{by_evidence:,} evidence spans"
         )
-        print(f"  {'variant':<22} {'ms':>8} {'× date':>7} {'rows':>5} {'queries':>8}")
+        print(
+            f"  {'variant':<22} {'ms':>8} {'× date':>7} {'CPU ms':>7} {'× date':>7} "
+            f"{'rows':>5} {'queries':>8}"
+        )
         for name, median in result["medians"].items():
+            used = result["cpu"][name]
             facts = result["facts"][name]
             print(
                 f"  {name:<22} {median:8.1f} {median / reference:7.2f} "
-                f"{facts['rows']:5d} {facts['queries']:8d}"
+                f"{used:7.1f} {used / cpu_reference:7.2f} {facts['rows']:5d} {facts['queries']:8d}"
             )
         print(f"  a snippet: {result['facts']['relevance + snippet']['snippet']!r}")
 

@@ -92,24 +92,45 @@ EVENT_COLUMNS: Mapping[str, str] = MappingProxyType(
     }
 )
 # A row of `fetch_rows`: a tuple whose values are read by column name, as the
-# paginator reads model instances (getattr).
-EventRow = namedtuple("EventRow", EVENT_COLUMNS)
+# paginator reads model instances (getattr); `extra` holds the values of the
+# extra columns a caller may ask for (a search's rank and snippet), in order.
+EventRow = namedtuple("EventRow", [*EVENT_COLUMNS, "extra"], defaults=[()])
 SELECT = ", ".join(f'{sql} AS "{name}"' for name, sql in EVENT_COLUMNS.items())
 FROM = "FROM events_event e LEFT JOIN events_place p ON p.id = e.place_id"
 EMPTY = orjson.Fragment(b"[]")
 
 
 def fetch_rows(
-    request, where: str, params: Sequence, order_by: str = "e.id", limit: int | None = None
+    request,
+    where: str,
+    params: Sequence,
+    order_by: str = "e.id",
+    limit: int | None = None,
+    *,
+    extra: Sequence[tuple[str, Sequence]] = (),
+    joins: str = "",
+    prefix: tuple[str, Sequence] = ("", ()),
 ) -> list[EventRow]:
     """The rows of the events matching `where` (SQL over `e`, with %s
-    parameters), in one query, with URLs absolute for `request`."""
-    statement = f"SELECT {SELECT} {FROM} WHERE {where} ORDER BY {order_by}"
+    parameters), in one query, with URLs absolute for `request`. `extra` are
+    more columns (SQL over `e`, each with its parameters), read as the row's
+    `extra` tuple; `joins` (without parameters) joins more tables to the
+    events, and `prefix` (SQL with its parameters) goes before the statement
+    (a WITH clause the rest may read)."""
+    columns = ", ".join([SELECT, *(sql for sql, _ in extra)])
+    extra_params = [param for _, params_ in extra for param in params_]
+    width = len(EVENT_COLUMNS)
+    statement = f"{prefix[0]}SELECT {columns} {FROM}{joins} WHERE {where} ORDER BY {order_by}"
     if limit is not None:
         statement += f" LIMIT {int(limit)}"
     with connection.cursor() as cursor:
-        cursor.execute(statement, [*url_template(request, "actor-detail"), *params])
-        return list(map(EventRow._make, cursor.fetchall()))
+        cursor.execute(
+            statement,
+            [*prefix[1], *url_template(request, "actor-detail"), *extra_params, *params],
+        )
+        if not extra:
+            return [EventRow(*row) for row in cursor.fetchall()]
+        return [EventRow(*row[:width], row[width:]) for row in cursor.fetchall()]
 
 
 def url_template(request, view_name: str) -> tuple[str, str]:

@@ -57,7 +57,7 @@ from events.filters import (
 from events.mentions import mentions
 from events.models import Event, Place, Statement
 from events.representations import EventShaper, fetch_rows, json_response, plain
-from events.search import SEARCH_RANK_CANDIDATES, rank_position, ranked_page, snippets
+from events.search import SEARCH_RANK_CANDIDATES, rank_position, ranked_rows, snippet_query
 from events.serializers import (
     DocumentReapplySerializer,
     DocumentReportSerializer,
@@ -118,24 +118,35 @@ class SearchTimeout(ServiceUnavailable):
 
 
 @contextlib.contextmanager
-def search_time_limit(searching: bool):
+def search_time_limit(searching: bool, *, serial: bool = False):
     """Run the block's queries, when `searching`, in a transaction whose
     statements may take SEARCH_TIMEOUT_MS (rather than the general statement
-    timeout): a search that runs longer is answered 503, asking to narrow it."""
-    if not searching or settings.SEARCH_TIMEOUT_MS <= 0:
+    timeout): a search that runs longer is answered 503, asking to narrow it.
+    `serial`: without parallel workers, which take longer to start than the
+    few thousand rows a ranked page reads (about 70 ms against 5 on the
+    benchmark)."""
+    settings_sql = []
+    if searching and settings.SEARCH_TIMEOUT_MS > 0:
+        settings_sql.append(f"statement_timeout = {int(settings.SEARCH_TIMEOUT_MS)}")
+    if serial:
+        settings_sql.append("max_parallel_workers_per_gather = 0")
+    if not settings_sql:
         yield
         return
     nested = connection.in_atomic_block
     try:
         with transaction.atomic():
             with connection.cursor() as cursor:
-                cursor.execute(
-                    "SET LOCAL statement_timeout = %s", [int(settings.SEARCH_TIMEOUT_MS)]
-                )
+                # Without parameters: the settings in one round trip.
+                cursor.execute("; ".join(f"SET LOCAL {sql}" for sql in settings_sql))
             yield
             if nested:  # SET LOCAL outlives a savepoint: the enclosing transaction's back
                 with connection.cursor() as cursor:
-                    cursor.execute("SET LOCAL statement_timeout = DEFAULT")
+                    cursor.execute(
+                        "; ".join(
+                            f"SET LOCAL {sql.split(' =')[0]} = DEFAULT" for sql in settings_sql
+                        )
+                    )
     except OperationalError as exc:
         if not isinstance(exc.__cause__, psycopg.errors.QueryCanceled):
             raise
@@ -233,11 +244,13 @@ class EventViewSet(RevisionedViewSet):
         union = " UNION ALL ".join(f"SELECT k.id FROM ({sql}) k" for sql, _ in pages)
         params = [param for _, page_params in pages for param in page_params]
         order_by = paginator.order_by_sql("e")
+        snippets = snippet_query(text) if searching else {}
         with search_time_limit(searching):
-            rows = fetch_rows(request, f"e.id IN ({union})", params, order_by, paginator.size + 1)
-            rows = paginator.finish(rows, getattr)  # rows are read by column name
-            marked = snippets(text, [row.id for row in rows]) if searching else None
-        return self.list_response(request, rows, marked)
+            rows = fetch_rows(
+                request, f"e.id IN ({union})", params, order_by, paginator.size + 1, **snippets
+            )
+        rows = paginator.finish(rows, getattr)  # rows are read by column name
+        return self.list_response(request, rows, snippets=bool(snippets))
 
     def ranked_list(self, request, text):
         """`ordering=relevance`: a page of the best matches of `q` (events/search.py)."""
@@ -256,22 +269,20 @@ class EventViewSet(RevisionedViewSet):
             events = self.filter_queryset(Event.objects.all()).order_by("-date_sort", "-id")
             candidates.append(events.values("id")[:SEARCH_RANK_CANDIDATES].query.sql_with_params())
         self.filterset_class = EventFilterSet
-        with search_time_limit(True):
-            page = ranked_page(text, candidates, position, paginator.size)
-            page = paginator.finish(page, lambda row, field: row[0] if field == "id" else row[1])
-            ranks = dict(page)
-            rows = fetch_rows(request, "e.id = ANY(%s)", [list(ranks)]) if ranks else []
-            marked = snippets(text, list(ranks))
-        rows.sort(key=lambda row: (-ranks[row.id], -row.id))
-        return self.list_response(request, rows, marked)
+        with search_time_limit(True, serial=True):
+            rows = ranked_rows(request, text, candidates, position, paginator.size)
+        # rows carry (rank, snippet) as their extra columns
+        rows = paginator.finish(rows, lambda row, field: row.id if field == "id" else row.extra[0])
+        return self.list_response(request, rows, snippets=True, snippet_column=1)
 
-    def list_response(self, request, rows, marked: dict[int, str] | None):
-        """The page of `rows`, each with its snippet when `marked` (a search)."""
+    def list_response(self, request, rows, *, snippets: bool, snippet_column: int = 0):
+        """The page of `rows`, each with its snippet (the row's extra column
+        `snippet_column`) when `snippets` (a search)."""
         shape = EventShaper(request)
         results = [shape(row) for row in rows]
-        if marked is not None:
-            for result in results:
-                result["snippet"] = marked.get(result["id"])
+        if snippets:
+            for row, result in zip(rows, results, strict=True):
+                result["snippet"] = row.extra[snippet_column]
         data = {"next": self.paginator.get_next_link(), "results": results}
         return json_response(request, data) or Response(plain(data))
 

@@ -163,6 +163,39 @@ def test_slugs_are_resolved_in_one_query_and_ids_in_none(api):
     assert queries([actors[0].slug, str(actors[1].pk)]) == by_ids + 1
 
 
+def test_a_reference_filter_left_out_builds_no_query(api, monkeypatch):
+    """A list without actor or place filters looks nothing up: no slug, and no
+    merged record to follow (building even an empty query costs a request
+    about a millisecond per filter)."""
+    from ledger.api import filters
+
+    looked_up = []
+    real = filters.IdsOrSlugsField.to_python
+
+    def to_python(self, value):
+        manager = type(self.model._default_manager)
+        original = manager.filter
+
+        def filter_(*args, **kwargs):
+            looked_up.append((self.model.__name__, kwargs))
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(manager, "filter", filter_)
+        try:
+            return real(self, value)
+        finally:
+            monkeypatch.setattr(manager, "filter", original)
+
+    monkeypatch.setattr(filters.IdsOrSlugsField, "to_python", to_python)
+    EventParticipantFactory()
+    assert api.get(EVENTS).status_code == 200
+    assert api.get(EVENTS, {"q": "talks"}).status_code == 200
+    assert looked_up == []
+    actor = Actor.objects.get()
+    assert api.get(EVENTS, {"actor": actor.slug}).status_code == 200
+    assert [model for model, _ in looked_up] == ["Actor", "Actor"]  # the slug, the merge
+
+
 @pytest.mark.parametrize(
     "value",
     [

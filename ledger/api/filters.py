@@ -283,7 +283,7 @@ class IdsOrSlugsField(IdsField):
             ids.extend(found.values_list("pk", flat=True))
             if not ids:
                 ids.append(NO_RECORD)
-        if any(field.name == "merged_into" for field in self.model._meta.concrete_fields):
+        if ids and any(field.name == "merged_into" for field in self.model._meta.concrete_fields):
             # A merged record's id or slug means the record it was merged into.
             merged = dict(
                 self.model._default_manager.filter(

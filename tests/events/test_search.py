@@ -398,9 +398,18 @@ def test_a_ranked_page_runs_its_queries_whatever_the_page_size(api):
             )
         assert response.status_code == 200
         statements = [q["sql"] for q in captured if "SAVEPOINT" not in q["sql"]]
-        # The search's timeout, parallel workers off, the ranked page of ids,
-        # parallel workers back, the page's rows, their snippets, the timeout back.
-        assert len(statements) == 7, statements
-        assert "ts_rank" in statements[2]
-        assert statements[4].startswith("SELECT e.id AS")
-        assert "ts_headline" in statements[5]
+        # The search's timeout and parallel workers off (one round trip), the
+        # ranked page with its rows and snippets (one statement), both settings
+        # back (the test's transaction encloses the search's).
+        assert len(statements) == 3, statements
+        assert statements[0] == (
+            "SET LOCAL statement_timeout = 3000; SET LOCAL max_parallel_workers_per_gather = 0"
+        )
+        assert "ts_rank" in statements[1]
+        assert "ts_headline" in statements[1]
+        assert statements[1].startswith("WITH q AS MATERIALIZED")
+        assert statements[2] == (
+            "SET LOCAL statement_timeout = DEFAULT; "
+            "SET LOCAL max_parallel_workers_per_gather = DEFAULT"
+        )
+        assert len(response.json()["results"]) == min(page_size, 6)
