@@ -99,6 +99,9 @@ sdk: install $(NODE_STAMP)
 	rm -rf sdk/python sdk/typescript
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/openapi-python-client generate --path openapi/v1.yaml --output-path sdk/python --meta setup --config openapi/python-client.yaml
 	$(BIN)/openapi-generator-cli generate -i openapi/v1.yaml -g typescript-fetch -o sdk/typescript --additional-properties=npmName=event-ledger-client,supportsES6=true
+	# Read-your-writes (X-Commit-Position carried from call to call): hand-written, one file each.
+	cp openapi/clients/commit_position.py sdk/python/event_ledger_api_client/
+	cp openapi/clients/commitPosition.ts sdk/typescript/src/
 
 format: install
 	$(BIN)/ruff check --fix .
@@ -113,10 +116,12 @@ clean:
 	rm -rf $(VENV) node_modules sdk .pytest_cache .ruff_cache .mypy_cache staticfiles
 
 # Benchmark on its own database (.data/bench-postgres) with EVENTS synthetic events,
-# DURATION seconds of wrk per scenario; prints a table, writes bench/results/latest.json.
+# DURATION seconds of wrk per scenario, ROUNDS rounds against the peer (bench/peer.py);
+# prints a table, writes bench/results/latest.json.
 EVENTS ?= 1000000
 DURATION ?= 20
+ROUNDS ?= 3
 CONNECTIONS ?= 8
 WORKERS ?= 4
 bench: install
-	$(BIN)/python bench/run.py --events $(EVENTS) --duration $(DURATION) --connections $(CONNECTIONS) --workers $(WORKERS)
+	$(BIN)/python bench/run.py --events $(EVENTS) --duration $(DURATION) --rounds $(ROUNDS) --connections $(CONNECTIONS) --workers $(WORKERS)
