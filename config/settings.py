@@ -107,6 +107,7 @@ CORS_ALLOW_HEADERS = [
     "if-none-match",
     "idempotency-key",
     "x-change-reason",
+    "x-commit-position",
     "x-request-id",
 ]
 # The response headers a client needs besides those every browser shows
@@ -119,6 +120,7 @@ CORS_EXPOSE_HEADERS = [
     "Location",
     "Retry-After",
     "WWW-Authenticate",
+    "X-Commit-Position",
     "X-Request-ID",
 ]
 
@@ -216,6 +218,43 @@ _database.setdefault("OPTIONS", {})["options"] = (
     f"-c statement_timeout={DATABASE_STATEMENT_TIMEOUT_MS}"
 )
 DATABASES = {"default": _database}
+# Streaming replicas of the primary (docs/scaling.md): the reads of GET and HEAD
+# requests under /api/ go to one of them (ledger/routing.py). Comma-separated
+# URLs; one without a database name reads the primary's. Empty (the default):
+# one database, and no router.
+DATABASE_REPLICA_URLS = env_list("DATABASE_REPLICA_URLS", [])
+# A replica that has not replayed what the primary had this long ago is taken
+# out of rotation until it catches up (milliseconds).
+DATABASE_REPLICA_MAX_LAG_MS = env_int("DATABASE_REPLICA_MAX_LAG_MS", 5000)
+# How often each process checks its replicas' lag, on the request path (ms).
+DATABASE_REPLICA_CHECK_MS = env_int("DATABASE_REPLICA_CHECK_MS", 1000)
+for _number, _url in enumerate(DATABASE_REPLICA_URLS, start=1):
+    _replica = dj_database_url.parse(_url)
+    if _replica["ENGINE"] != "django.db.backends.postgresql":
+        raise ImproperlyConfigured(
+            f"DATABASE_REPLICA_URLS must list PostgreSQL URLs (postgres://...); got {_url!r}."
+        )
+    _replica.update(
+        ENGINE=_database["ENGINE"],
+        NAME=_replica["NAME"] or _database["NAME"],
+        CONN_MAX_AGE=_database["CONN_MAX_AGE"],
+        CONN_HEALTH_CHECKS=True,
+        # Tests read the primary's test database under this alias too.
+        TEST={"MIRROR": "default"},
+    )
+    # A replica that does not answer is given up on after 2 s (libpq's least).
+    _replica["OPTIONS"] = {**_replica.get("OPTIONS", {}), **_database["OPTIONS"]}
+    _replica["OPTIONS"].setdefault("connect_timeout", 2)
+    DATABASES[f"replica_{_number}"] = _replica
+DATABASE_ROUTERS: list[str] = []
+if DATABASE_REPLICA_URLS:
+    DATABASE_ROUTERS = ["ledger.routing.ReplicaRouter"]
+    # Inside the problem middleware: a request it retries on the primary runs
+    # every middleware after it again.
+    MIDDLEWARE.insert(
+        MIDDLEWARE.index("ledger.api.errors.ProblemMiddleware") + 1,
+        "ledger.routing.ReplicaMiddleware",
+    )
 # The role web processes run as: may read and write rows, may add history but
 # not change it (ledger/database_role.py). Empty: run as the connecting user.
 DATABASE_APP_ROLE = os.environ.get("DATABASE_APP_ROLE", "ledger_app")
@@ -442,6 +481,7 @@ SPECTACULAR_SETTINGS = {
         "ledger.api.schema.merged_redirect_hook",
         "ledger.api.schema.single_response_examples_hook",
         "ledger.api.schema.client_hygiene_hook",
+        "ledger.api.schema.commit_position_hook",
     ],
 }
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import EmptyResultSet
-from django.db import connection, models
+from django.db import models
 from django.db.models import Case, Count, F, Q, QuerySet, Value, When
 from django.db.models.functions import NullIf
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
@@ -60,6 +60,7 @@ from ledger.api.errors import InvalidQuery
 from ledger.api.filters import StrictQueryMixin
 from ledger.api.inputs import date_from_iso
 from ledger.models import DatePrecision
+from ledger.routing import reading as connection  # the database this request reads
 
 MAX_DIMENSIONS = 2
 DEFAULT_LIMIT = 50

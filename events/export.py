@@ -22,12 +22,13 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import connection, transaction
+from django.db import transaction
 from django.urls import reverse
 from psycopg import ClientCursor, sql
 
 from events.models import QUAD_CLASS
 from events.representations import EVENT_COLUMNS, _url_template, iso_sql
+from ledger.routing import reading as connection  # the database this request reads
 
 logger = logging.getLogger(__name__)
 
@@ -504,7 +505,7 @@ def slices(filtered: bool) -> list[tuple[int, int]] | None:
 def stream(query: str) -> Iterator[bytes]:
     """The chunks of the COPY's output, as PostgreSQL sends them, in a
     transaction of its own with a longer statement timeout than requests get."""
-    with transaction.atomic(), connection.cursor() as cursor:
+    with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
         cursor.execute("SET LOCAL statement_timeout = %s", [int(settings.EXPORT_TIMEOUT_MS)])
         if connection.queries_logged:  # counted like any query (COPY bypasses the log)
             connection.queries_log.append({"sql": query, "time": "0.000"})
@@ -534,7 +535,7 @@ def stream_in_parallel(queries: list[str]) -> Iterator[bytes]:
     PostgreSQL (building the participants' and evidence's JSON); this puts a
     second core to it."""
     timeout = int(settings.EXPORT_TIMEOUT_MS)
-    with transaction.atomic(), connection.cursor() as cursor:
+    with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
         cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         cursor.execute("SET LOCAL statement_timeout = %s", [timeout])
         cursor.execute("SELECT pg_export_snapshot()")

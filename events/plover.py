@@ -25,7 +25,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import transaction
 from psycopg import ClientCursor
 from rest_framework.utils.json import strict_constant
 
@@ -40,6 +40,7 @@ from events.models import (
 )
 from ledger.api.parsers import MAX_JSON_DEPTH, _contains_nul, json_depth_exceeds
 from ledger.models import COUNTRY_CODE_RE
+from ledger.routing import reading as connection  # the database this request reads
 
 # The manual's quad codes: 1 verbal cooperation ... 4 material conflict.
 QUAD_CODES = {

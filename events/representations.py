@@ -19,12 +19,12 @@ from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 
 import orjson
-from django.db import connection
 from django.http import HttpResponse
 from django.urls import reverse
 from rest_framework.renderers import JSONRenderer
 
 from events.models import QUAD_CLASS, event_date_display
+from ledger.routing import reading as connection  # the database this request reads
 
 QUAD = {str(event_type): str(quad) for event_type, quad in QUAD_CLASS.items()}
 

@@ -8,7 +8,7 @@ import json
 import pghistory
 import psycopg.errors
 from django.conf import settings
-from django.db import OperationalError, connection, transaction
+from django.db import OperationalError, transaction
 from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
@@ -107,6 +107,7 @@ from ledger.api.viewsets import (
     crud_docs,
 )
 from ledger.context import record_api_context
+from ledger.routing import reading as connection  # the database this request reads
 from sources.models import Source
 
 # The views that search (`q`): counted by the search throttle besides the others.
@@ -135,7 +136,7 @@ def search_time_limit(searching: bool, *, serial: bool = False):
         return
     nested = connection.in_atomic_block
     try:
-        with transaction.atomic():
+        with transaction.atomic(using=connection.alias):
             with connection.cursor() as cursor:
                 # Without parameters: the settings in one round trip.
                 cursor.execute("; ".join(f"SET LOCAL {sql}" for sql in settings_sql))

@@ -4,6 +4,7 @@ import inspect
 from dataclasses import dataclass
 from typing import cast
 
+from django.conf import settings
 from django.db import connection, models
 from django.db.models.expressions import RawSQL
 from django.http import HttpRequest, JsonResponse
@@ -17,7 +18,7 @@ from rest_framework.response import Response
 from rest_framework.utils.urls import replace_query_param
 from rest_framework.views import APIView
 
-from ledger import registry
+from ledger import registry, replicas
 from ledger.api.errors import InvalidQuery, problem_response
 from ledger.api.filters import StrictQueryMixin
 from ledger.api.inputs import page_size_from
@@ -32,7 +33,9 @@ def healthz(request: HttpRequest) -> JsonResponse:
 
 
 def readyz(request: HttpRequest):
-    """The database answers."""
+    """The database answers. With replicas, each one's state is reported
+    (ok, lagging, down, with its lag): one out of rotation leaves the service
+    ready, since the primary serves its reads."""
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
@@ -43,7 +46,12 @@ def readyz(request: HttpRequest):
             "The database does not answer.",
             headers={"Retry-After": "5"},
         )
-    return JsonResponse({"status": "ok", "database": "ok"})
+    body: dict = {"status": "ok", "database": "ok"}
+    if settings.DATABASE_REPLICA_URLS:
+        pool = replicas.pool()
+        pool.check(force=True)
+        body["replicas"] = {replica.alias: replica.report() for replica in pool.replicas}
+    return JsonResponse(body)
 
 
 @dataclass(frozen=True)

@@ -8,16 +8,20 @@ process; the TypeScript client is compiled with tsc and run with node.
 import importlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 
 from tests.live import BIN, ROOT, live_service
 
+POSITION = "X-Commit-Position"
 SCHEMA = ROOT / "openapi" / "v1.yaml"
+CLIENTS = ROOT / "openapi" / "clients"  # hand-written additions, as `make sdk` copies them
 TSC = ROOT / "node_modules" / ".bin" / "tsc"
 
 pytestmark = pytest.mark.skipif(
@@ -27,8 +31,12 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    """A seeded service under gunicorn; its base URL and a superuser token."""
-    with live_service(tmp_path_factory.mktemp("gunicorn")) as service:
+    """A seeded service under gunicorn; its base URL and a superuser token. It
+    reads through the replica router, the primary itself named as its replica,
+    so that writes answer X-Commit-Position (tests/ledger/test_replicas.py has
+    a real standby)."""
+    itself = f"postgres://postgres@/?host={settings.EMBEDDED_POSTGRES_DIR}"
+    with live_service(tmp_path_factory.mktemp("gunicorn"), DATABASE_REPLICA_URLS=itself) as service:
         yield {"url": service.url, "token": service.token}
 
 
@@ -53,6 +61,7 @@ def generate_python_client(out: Path):
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Warning" not in result.stdout + result.stderr, result.stdout + result.stderr
+    shutil.copy(CLIENTS / "commit_position.py", out)
 
 
 @pytest.fixture(scope="module")
@@ -78,6 +87,7 @@ def test_python_client_round_trip(server, python_client):
     )
     from event_ledger_api_client.api.changes import changes_list
     from event_ledger_api_client.api.events import events_list
+    from event_ledger_api_client.commit_position import CommitPosition
     from event_ledger_api_client.models import (
         ActorKindEnum,
         ActorWriteRequest,
@@ -88,7 +98,14 @@ def test_python_client_round_trip(server, python_client):
     )
 
     anonymous = sdk.Client(base_url=server["url"])
-    writer = sdk.AuthenticatedClient(base_url=server["url"], token=server["token"], prefix="Token")
+    # The writer carries its commit position from call to call (read-your-writes).
+    position = CommitPosition()
+    carried = position.httpx_args()
+    sent: list[str | None] = []
+    carried["event_hooks"]["request"].append(lambda r: sent.append(r.headers.get(POSITION)))
+    writer = sdk.AuthenticatedClient(
+        base_url=server["url"], token=server["token"], prefix="Token", httpx_args=carried
+    )
 
     # Filtered list, then every page by cursor.
     aid = events_list.sync(client=anonymous, type_=[EventsListTypeItem.AID])
@@ -134,12 +151,17 @@ def test_python_client_round_trip(server, python_client):
     assert created.status_code == 201, created.content
     actor = created.parsed
     assert (actor.name, actor.revision) == ("Georgia", 1)
+    assert re.fullmatch(r"[0-9A-F]+/[0-9A-F]+", created.headers[POSITION])
+    assert position.position == created.headers[POSITION]
+    assert actors_retrieve.sync(id=actor.id, client=writer).name == "Georgia"
+    assert sent == [None, created.headers[POSITION]]  # the read sent the write's position
 
     updated = actors_partial_update.sync_detailed(
         id=actor.id, client=writer, body=PatchedActorWriteRequest(name="Sakartvelo"), if_match='"1"'
     )
     assert updated.status_code == 200 and updated.parsed.revision == 2
     assert updated.headers["ETag"] == '"2"'
+    assert position.position == updated.headers[POSITION] != created.headers[POSITION]
 
     stale = actors_partial_update.sync_detailed(
         id=actor.id, client=writer, body=PatchedActorWriteRequest(name="Late"), if_match='"1"'
@@ -177,15 +199,27 @@ def test_python_client_round_trip(server, python_client):
 
 ROUND_TRIP_TS = """
 import { Configuration, EventsApi, ActorsApi, EventsListTypeEnum, ResponseError } from "./client";
+import { CommitPosition } from "./client/commitPosition";
 
 declare const process: { env: Record<string, string | undefined>; exit(code: number): never };
 
 async function main(): Promise<void> {
   const base = process.env.BASE_URL as string;
   const reader = new Configuration({ basePath: base });
+  // The writer carries its commit position from call to call (read-your-writes).
+  const position = new CommitPosition();
+  const sent: (string | null)[] = [];
   const writer = new Configuration({
     basePath: base,
     headers: { Authorization: `Token ${process.env.TOKEN}` },
+    middleware: [
+      position,
+      {
+        pre: async (context) => {
+          sent.push(new Headers(context.init.headers).get("X-Commit-Position"));
+        },
+      },
+    ],
   });
   const events = new EventsApi(reader);
   const aid = await events.eventsList({ type: [EventsListTypeEnum.Aid] });
@@ -201,6 +235,8 @@ async function main(): Promise<void> {
   const actor = await actors.actorsCreate({
     actorWriteRequest: { slug: "armenia-ts", name: "Armenia (TS)", kind: "country" },
   });
+  const createdAt = position.position;
+  await actors.actorsRetrieve({ id: actor.id });
   const changed = await actors.actorsPartialUpdate({
     id: actor.id, ifMatch: `"${actor.revision}"`, patchedActorWriteRequest: { name: "Hayastan" },
   });
@@ -239,6 +275,7 @@ async function main(): Promise<void> {
     history: history.results.map((entry) => entry.action),
     merged: { id: duplicate.id, followed: followed.id, name: followed.name, redirect },
     actor: { id: actor.id, url: actor.url },
+    position: { createdAt, sentWithRead: sent[1], last: position.position },
   }));
 }
 
@@ -466,6 +503,7 @@ def test_typescript_client_compiles_and_round_trips(server, tmp_path):
     )
     assert generated.returncode == 0, generated.stdout + generated.stderr
     assert "WARN" not in generated.stdout + generated.stderr
+    shutil.copy(CLIENTS / "commitPosition.ts", client)
     (tmp_path / "roundtrip.ts").write_text(ROUND_TRIP_TS)
     (tmp_path / "tsconfig.json").write_text(
         json.dumps(
@@ -498,6 +536,10 @@ def test_typescript_client_compiles_and_round_trips(server, tmp_path):
     assert ran.returncode == 0, ran.stdout + ran.stderr
     result = json.loads(ran.stdout.strip().splitlines()[-1])
     actor = result.pop("actor")
+    carried = result.pop("position")
+    assert re.fullmatch(r"[0-9A-F]+/[0-9A-F]+", carried["createdAt"])
+    assert carried["sentWithRead"] == carried["createdAt"]  # the read sent the write's position
+    assert carried["last"] != carried["createdAt"]  # the later writes' positions replaced it
     assert result == {
         "aid": 2,
         "pages": 14,

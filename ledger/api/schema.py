@@ -156,3 +156,39 @@ def single_response_examples_hook(result, generator, request, public):
                         media["example"] = next(iter(examples.values()))["value"]
                         del media["examples"]
     return result
+
+
+COMMIT_POSITION_READ = (
+    "A commit position from the answer to one of your writes (`X-Commit-Position`, "
+    "such as `16/B374D848`): the read is served by a database that has that write. "
+    "Only with read replicas; a malformed one is a 400. Generated clients carry it "
+    "from call to call (docs/api.md, Reading your writes)."
+)
+COMMIT_POSITION_WRITE = (
+    "Where this write committed, when the service reads from replicas: send it back "
+    "in `X-Commit-Position` with your next reads to see this write and every one before it."
+)
+
+
+def commit_position_hook(result, generator, request, public):
+    """The read-your-writes header (ledger/routing.py): a parameter of every read,
+    a header of every successful write's answer."""
+    for path_item in result.get("paths", {}).values():
+        for method, operation in path_item.items():
+            if method in ("get", "head"):
+                operation.setdefault("parameters", []).append(
+                    {
+                        "in": "header",
+                        "name": "X-Commit-Position",
+                        "schema": {"type": "string"},
+                        "description": COMMIT_POSITION_READ,
+                    }
+                )
+            elif method in ("post", "put", "patch", "delete"):
+                for code, response in operation.get("responses", {}).items():
+                    if str(code).startswith("2"):
+                        response.setdefault("headers", {})["X-Commit-Position"] = {
+                            "schema": {"type": "string"},
+                            "description": COMMIT_POSITION_WRITE,
+                        }
+    return result
