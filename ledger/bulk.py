@@ -25,8 +25,9 @@ set-based:
 
 Rows are streamed with COPY into temporary staging tables, then moved into
 place with one INSERT ... SELECT per table that also writes the snapshots and
-feed entries (a data-modifying WITH). Computed columns (`Table.computed`,
-such as a digest of a text) are filled in the same statement.
+feed entries (a data-modifying WITH: `recorded`, the rule merges use too for
+the rows they move and the records they touch). Computed columns
+(`Table.computed`, such as a digest of a text) are filled in the same statement.
 
 For a load that at least doubles a table, `rebuild_indexes()` drops the
 secondary indexes first and builds them again afterwards, which is several
@@ -37,6 +38,7 @@ database, indexes included, as it was.
 
 import contextlib
 import json
+import re
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -46,6 +48,7 @@ from django.db import connection, models, transaction
 from psycopg import sql
 
 from ledger.history import snapshot_model
+from ledger.triggers import quote_name
 
 
 class BulkLoadError(Exception):
@@ -82,12 +85,6 @@ class Table:
     @property
     def snapshot_table(self) -> str:
         return snapshot_model(self.model)._meta.db_table
-
-    def snapshot_columns(self) -> list[str]:
-        snapshot = snapshot_model(self.model)
-        # A concrete field always has a column.
-        fields = snapshot._meta.concrete_fields
-        return [cast(str, f.column) for f in fields if not f.name.startswith("pgh_")]
 
 
 NOW = "now()"
@@ -199,34 +196,16 @@ class BulkLoader:
         if table.resource:
             expressions.update(REVISION)
         target = [*table.columns, *expressions]
-        select = [sql.Identifier(c) for c in table.columns] + [
-            sql.SQL(e) for e in expressions.values()
-        ]
-        snapshot_columns = table.snapshot_columns()
-        query = sql.SQL(
-            "WITH new AS ("
-            " INSERT INTO {table} ({target}) SELECT {select} FROM {stage} RETURNING {returned}"
-            "), snapshots AS ("
-            " INSERT INTO {snapshot} (pgh_created_at, pgh_label, pgh_context_id, pgh_obj_id, "
-            "{returned}) SELECT now(), 'insert', %(context)s, id, {returned} FROM new"
-            ")"
-        ).format(
-            table=sql.Identifier(table.name),
-            target=sql.SQL(", ").join(map(sql.Identifier, target)),
-            select=sql.SQL(", ").join(select),
-            stage=sql.Identifier(table.stage),
-            returned=sql.SQL(", ").join(map(sql.Identifier, snapshot_columns)),
-            snapshot=sql.Identifier(table.snapshot_table),
+        select = [quote_name(c) for c in table.columns] + list(expressions.values())
+        insert = (
+            f"INSERT INTO {quote_name(table.name)} ({', '.join(map(quote_name, target))}) "
+            f"SELECT {', '.join(select)} FROM {quote_name(table.stage)}"
         )
-        if table.resource:
-            query += sql.SQL(
-                " INSERT INTO events_change (resource, object_id, action, revision, txid, "
-                "changed_at) SELECT %(resource)s, id, 'create', 1, txid_current(), now() FROM new"
-            )
-        else:
-            query += sql.SQL(" SELECT count(*) FROM new")
-        cursor.execute(query, {"context": context_id, "resource": table.resource})
-        return cursor.rowcount if table.resource else cursor.fetchone()[0]
+        query = recorded(
+            insert, table.model, label="insert", context="%s::uuid", resource=table.resource
+        )
+        cursor.execute(query, [context_id])
+        return cursor.fetchone()[0]
 
     # Checks -------------------------------------------------------------------
 
@@ -238,6 +217,54 @@ class BulkLoader:
                 raise BulkLoadError(
                     f"{problem}: {row}. Nothing of batch {self.batches} was written."
                 )
+
+
+def snapshot_columns(model: type[models.Model]) -> list[str]:
+    """The columns of `model` its history snapshots copy (the snapshot
+    model's own, `pgh_*`, aside)."""
+    # A concrete field always has a column.
+    fields = snapshot_model(model)._meta.concrete_fields
+    return [cast(str, f.column) for f in fields if not f.name.startswith("pgh_")]
+
+
+def recorded(
+    statement: str,
+    model: type[models.Model],
+    *,
+    label: str,
+    context: str,
+    resource: str | None = None,
+) -> str:
+    """`statement`, an INSERT or UPDATE of `model`'s table (without
+    RETURNING), made one statement (a data-modifying WITH) with what the row
+    triggers write for each row it writes, for writers that switch those
+    triggers off and do their work set-based (the bulk loader, merges): the
+    row's `label` snapshot ("insert", "update") in the history context
+    `context` (an SQL expression for the context's id, evaluated once), and,
+    if `resource` names the model in the change feed, the row's feed entry
+    at its revision (`create` for a new row, `update` otherwise; the feed's
+    commit sequence is given at the commit, as for any entry). The statement
+    selects the number of rows written."""
+    if label not in ("insert", "update") or not re.fullmatch(r"[a-z_]*", resource or ""):
+        raise ValueError(f"Not a snapshot label and resource: {label!r}, {resource!r}.")
+    columns = snapshot_columns(model)
+    returned = ", ".join(map(quote_name, columns))
+    query = (
+        f"WITH context AS MATERIALIZED (SELECT {context} AS id), "
+        f"written AS ({statement} RETURNING {returned}), "
+        f"snapshots AS (INSERT INTO {quote_name(snapshot_model(model)._meta.db_table)} "
+        f"(pgh_created_at, pgh_label, pgh_context_id, pgh_obj_id, {returned}) "
+        f"SELECT now(), '{label}', context.id, written.id, "
+        f"{', '.join(f'written.{quote_name(c)}' for c in columns)} FROM written, context)"
+    )
+    if resource:
+        action = "create" if label == "insert" else "update"
+        query += (
+            ", feed AS (INSERT INTO events_change (resource, object_id, action, revision, txid, "
+            f"changed_at) SELECT '{resource}', id, '{action}', revision, txid_current(), now() "
+            "FROM written)"
+        )
+    return query + " SELECT count(*) FROM written"
 
 
 @contextlib.contextmanager

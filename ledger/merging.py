@@ -18,13 +18,17 @@ identifier scheme, say) is the domain's to say: `merge(..., check=...)`.
 `preview` says what a merge would move, drop or refuse, found the same way,
 without doing it (the admin's confirmation page).
 
-The database triggers see ordinary updates: every record whose rows moved
-gains a revision and a change-feed entry, and the merged record's entry is
-marked `merge` (ledger.models.ChangeAction), in the same transaction.
+Every record whose rows moved gains a revision, a history snapshot in the
+merge's context and a change-feed entry, as the row triggers would give it,
+and the merged record's entry is marked `merge` (ledger.models.ChangeAction),
+in the same transaction. For the moved rows and the records they touch,
+the merge does the triggers' work itself, set-based (`_move`): a merge of
+ten thousand participations is a few statements, not ten thousand.
 """
 
 import json
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import pghistory.trigger
@@ -38,8 +42,12 @@ from django.db.models.fields.related import ForeignObjectRel
 from django.db.models.lookups import IsNull
 
 from ledger import registry
+from ledger.bulk import recorded
 from ledger.models import Change, ChangeAction, Mergeable
-from ledger.triggers import TouchesParent, quote_name, touch_parents
+from ledger.triggers import ChangeLog, Revision, TouchesParent, quote_name, touched
+
+# The write's history context, attached as pghistory's own triggers attach it.
+CONTEXT = "_pgh_attach_context()"
 
 
 class MergeConflict(Exception):
@@ -254,59 +262,87 @@ def unmerge(record: Any) -> dict[str, Any]:
 
 def _move(related: type[models.Model], name: str, ids: list[int], to: int, away: int) -> None:
     """Point the rows `ids` of `related` at record `to` (their foreign key
-    `name`) in one UPDATE, and do what the row triggers would do for each row
-    set-based: instead of each row touching its parent with an UPDATE of its
-    own (TouchesParent: ten thousand statements for ten thousand rows) and
-    writing its `update` snapshot, one UPDATE per parent table touches them all
-    (the trigger's own rule, `touch_parents`) and one INSERT writes every
-    snapshot, with the same context."""
-    declared = getattr(related._meta, "triggers", [])  # django-pgtrigger's Meta option
+    `name`) and do what their row triggers and their parents' would do, for
+    all of them at once, with those triggers ignored: one statement moves the
+    rows and writes their `update` snapshots (ledger.bulk.recorded), and one
+    per parent table gives each parent they touch (TouchesParent) its
+    revision, snapshot and feed entry (`_touch`). Row by row, ten thousand
+    moved participations were ten thousand UPDATEs of their events, each
+    with its triggers."""
+    declared = _declared(related)
     touching = [t for t in declared if isinstance(t, TouchesParent)]
-    snapshots = [
-        t for t in declared if isinstance(t, pghistory.trigger.Event) and t.label == "update"
-    ]
-    rows = related._default_manager.filter(pk__in=ids)
-    if not touching and not snapshots:
-        rows.update(**{name: to})
-        return
-    label = related._meta.label
-    with pgtrigger.ignore(*(f"{label}:{t.name}" for t in [*touching, *snapshots])):
-        rows.update(**{name: to})
-    for recorder in snapshots:
-        _snapshot(related, recorder.event_model, ids)
+    recorder = _recorder(related)
+    table = quote_name(related._meta.db_table)
+    update = f"UPDATE {table} SET {_column(related, name)} = %s WHERE id = ANY(%s)"
+    if recorder is not None:
+        update = recorded(update, related, label="update", context=CONTEXT)
+    with _ignoring(related, [*touching, recorder]), connection.cursor() as cursor:
+        cursor.execute(update, [to, ids])
     for trigger in touching:
         for fk in trigger.fks:
-            field = related._meta.get_field(fk)
-            parents = (
-                {to, away}  # the key that moved: both records changed
-                if fk == name
-                else set(rows.exclude(**{f"{fk}__isnull": True}).values_list(fk, flat=True))
-            )
-            parent = field.related_model
+            parent = related._meta.get_field(fk).related_model
+            if fk == name:
+                parents = {to, away}  # the key that moved: both records changed
+            else:
+                with connection.cursor() as cursor:
+                    column = _column(related, fk)
+                    cursor.execute(
+                        f"SELECT DISTINCT {column} FROM {table} "
+                        f"WHERE id = ANY(%s) AND {column} IS NOT NULL",
+                        [ids],
+                    )
+                    parents = {parent_id for (parent_id,) in cursor.fetchall()}
             if parents and parent is not None and not isinstance(parent, str):
-                touch_parents(parent, sorted(parents))
+                _touch(parent, sorted(parents))
 
 
-def _snapshot(related: type[models.Model], snapshot: Any, ids: list[int]) -> None:
-    """The `update` snapshots of rows `ids` of `related`, as its pghistory
-    trigger writes them one by one: the tracked columns, the row's id and the
-    write's context (`_pgh_attach_context()`, the trigger's own function)."""
-    tracked = [
-        f.column
-        for f in snapshot._meta.concrete_fields
-        if not f.name.startswith("pgh_") and f.column is not None
-    ]
-    columns = ", ".join(quote_name(column) for column in tracked)
-    # The context attached once (the trigger attaches it per row: an upsert each).
-    query = (
-        f"WITH context AS (SELECT _pgh_attach_context() AS id) "
-        f"INSERT INTO {quote_name(snapshot._meta.db_table)} (pgh_created_at, pgh_label, "
-        f"pgh_context_id, pgh_obj_id, {columns}) SELECT NOW(), 'update', context.id, "
-        f"row.id, {', '.join(f'row.{quote_name(c)}' for c in tracked)} "
-        f"FROM {quote_name(related._meta.db_table)} row, context WHERE row.id = ANY(%s)"
-    )
-    with connection.cursor() as cursor:
+def _touch(model: type[models.Model], ids: list[int]) -> None:
+    """What the TouchesParent of a moved row does to its parent, for the
+    parents `ids` (rows of `model`) at once: each gains one revision in this
+    transaction (`touched`, the rule of `Revision` for a touched row), with
+    its `update` snapshot in the merge's context and its feed entry, in one
+    statement; the parent's own triggers for those (`Revision`, `ChangeLog`,
+    the snapshot) are ignored for it, so that none of them runs per row."""
+    declared = _declared(model)
+    feed = [t for t in declared if isinstance(t, ChangeLog)]
+    own = [t for t in declared if isinstance(t, Revision)] + feed + [_recorder(model)]
+    resource = feed[0].resource if feed else None
+    query = recorded(touched(model), model, label="update", context=CONTEXT, resource=resource)
+    with _ignoring(model, own), connection.cursor() as cursor:
         cursor.execute(query, [ids])
+
+
+def _column(model: type[models.Model], name: str) -> str:
+    """The column of `model`'s field `name`, as an SQL identifier."""
+    field = model._meta.get_field(name)
+    if not isinstance(field, models.Field) or not field.column:
+        raise ValueError(f"{model._meta.label}.{name} has no column.")
+    return quote_name(field.column)
+
+
+def _declared(model: type[models.Model]) -> list[Any]:
+    """The triggers declared on `model` (django-pgtrigger's Meta option;
+    pghistory adds its own there)."""
+    return list(getattr(model._meta, "triggers", []))
+
+
+def _recorder(model: type[models.Model]) -> Any:
+    """The pghistory trigger writing `model`'s `update` snapshots, if any."""
+    return next(
+        (
+            t
+            for t in _declared(model)
+            if isinstance(t, pghistory.trigger.Event) and t.label == "update"
+        ),
+        None,
+    )
+
+
+def _ignoring(model: type[models.Model], triggers: list[Any]) -> AbstractContextManager:
+    """pgtrigger.ignore of `triggers` of `model` (None skipped). Of none,
+    nothing: pgtrigger.ignore() with no name would ignore every trigger."""
+    uris = [f"{model._meta.label}:{t.name}" for t in triggers if t is not None]
+    return pgtrigger.ignore(*uris) if uris else nullcontext()
 
 
 def _as_dict(row: models.Model) -> dict[str, Any]:

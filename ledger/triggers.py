@@ -7,6 +7,11 @@ django-pgtrigger (`Meta.triggers`), so that `makemigrations` tracks them:
   evidence, alias, ...) a change of the resource it belongs to;
 - `CommitSeq()` (on `Change`) orders the feed by commit.
 
+`touched(model)` is what TouchesParent and `Revision` make of many parents
+at once, for a writer that ignores the parents' row triggers and writes the
+revisions' snapshots and feed entries itself (ledger/merging.py, with
+ledger.bulk.recorded).
+
 Each is a trigger per table with a function of its own
 (`pgtrigger_<name>_<hash of app.Model:name>`). The bodies are those of the
 shared functions they replace (el_revision, el_log_change, el_touch_parent,
@@ -15,7 +20,9 @@ them), except that what was an argument (TG_ARGV: the resource's name, the
 parent's column and table) is written into the body, so the statements the
 arguments built with format() and EXECUTE are plain SQL. `el_feed_commit_seq()`,
 which `CommitSeq` and the bulk loader (ledger/bulk.py) both call, stays a
-plain function, created by events/migrations/0011_history_integrity.py.
+plain function, created by events/migrations/0011_history_integrity.py;
+`el_feed_numbering_queued()`, the condition of `CommitSeq`, is created by
+ledger/migrations/0004_feed_numbered_once_per_transaction.py.
 
 Why the names are what they are: PostgreSQL fires the triggers of one table
 that share a timing (BEFORE, AFTER) in the alphabetical order of their
@@ -41,7 +48,7 @@ loader does not use that, it switches every row trigger off at once
 import re
 
 import pgtrigger
-from django.db import connection, models
+from django.db import models
 
 
 def quote_name(name: str) -> str:
@@ -177,30 +184,43 @@ class TouchesParent(pgtrigger.Trigger):
         return "".join(parts) + "    RETURN NULL;\n"
 
 
-def touch_parents(model: type[models.Model], ids: list[int]) -> None:
-    """What TouchesParent does for one child row, for many parents at once:
-    each of `ids` (rows of `model`) gains a revision in this transaction,
-    once. For bulk moves of child rows with that trigger ignored."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {quote_name(model._meta.db_table)} SET revised_tx = -1 "
-            "WHERE id = ANY(%s) AND revised_tx <> txid_current()",
-            [ids],
-        )
+def touched(model: type[models.Model]) -> str:
+    """What TouchesParent and `Revision` make of many parents at once, as one
+    UPDATE of `model`'s table: each row whose id is in the array parameter
+    gains a revision in this transaction, once (a row this transaction
+    revised already keeps its number, as `Revision` keeps it), and nothing
+    else changes, not even `updated_at`. For a writer that ignores the
+    parent's row triggers for this statement and writes the revisions'
+    snapshots and feed entries itself (ledger.bulk.recorded)."""
+    return (
+        f"UPDATE {quote_name(model._meta.db_table)} "
+        "SET revision = revision + 1, revised_tx = txid_current() "
+        "WHERE id = ANY(%s) AND revised_tx <> txid_current()"
+    )
 
 
 class CommitSeq(pgtrigger.Trigger):
     """Gives each new change-feed entry the commit sequence number of its
     transaction, taken as the transaction commits (deferred) under the feed's
     lock, held until the commit ends: a reader that sees an entry also sees
-    every entry with a smaller `commit_seq`."""
+    every entry with a smaller `commit_seq`.
+
+    Only the first entry a transaction writes queues it (the condition,
+    `el_feed_numbering_queued()`, evaluated as the row is written), and it
+    numbers every entry of the transaction (`txid`) in one UPDATE: a merge
+    that touches ten thousand records pays one trigger call at the commit,
+    not ten thousand. Firing early (`SET CONSTRAINTS ... IMMEDIATE`) lets
+    the next entry queue it again; a savepoint rolled back forgets both the
+    queued call and the mark, together."""
 
     name = "commit_seq"
     when = pgtrigger.After
     operation = pgtrigger.Insert
     timing = pgtrigger.Deferred
+    condition = pgtrigger.Condition("el_feed_numbering_queued()")
     func = """
-    UPDATE events_change SET commit_seq = el_feed_commit_seq()
-    WHERE id = NEW.id AND commit_seq IS NULL;
+    PERFORM set_config('el.feed_numbering_queued', '', true);
+    UPDATE events_change SET commit_seq = (SELECT el_feed_commit_seq())
+    WHERE txid = txid_current() AND commit_seq IS NULL;
     RETURN NULL;
 """

@@ -157,6 +157,62 @@ def test_history_and_feed_show_the_merge_on_both_records(duplicate, token_client
     assert entry["data"]["merged_into"] == into.pk
 
 
+def test_each_touched_event_gains_one_revision_snapshot_and_feed_entry_in_the_merge_context(
+    seeded, token_client
+):
+    """The merge writes the events' revisions itself, set-based, with their
+    row triggers ignored (ledger.merging._touch): still, each event a moved
+    or dropped participation belongs to gains exactly one revision, one
+    `update` snapshot carrying the merge's reason and user, and one feed
+    entry at that revision, numbered at the commit with the merge's others."""
+    from django.contrib.auth.models import User
+
+    source = Source.objects.get()
+    span = span_for_quote(source=source, quote="Armenia is facing")
+    into = Actor.objects.get(slug="united-states")
+    dup = actor_create(slug="dup", name="Dup", kind="country")
+
+    def event(*participants):
+        return event_create(
+            type="CONSULT",
+            title="Merged participations",
+            participants=list(participants),
+            evidence=[span],
+            date_end=source.published_on,
+            date_precision="unknown",
+        )
+
+    alone = [event((dup, "initiator")) for _ in range(4)]  # moved
+    twice = event((dup, "initiator"), (dup, "target"))  # two moved, one event
+    # The initiator dropped (the target has the like), the mediator moved.
+    both = event((dup, "initiator"), (into, "initiator"), (dup, "mediator"))
+    events = [*alone, twice, both]
+    before = {e.pk: Event.objects.get(pk=e.pk).revision for e in events}
+    snapshots = {e.pk: e.snapshots.count() for e in events}
+    last = Change.objects.order_by("pk").last().pk
+
+    client = token_client("change_actor", if_match=None)
+    response = merge(client, dup, into, reason="one state, two entries")
+    assert response.status_code == 200, response.json()
+    assert response.json()["moved"]["participations"] == 7
+    user = User.objects.order_by("pk").last()
+    assert EventParticipant.objects.filter(actor=dup).count() == 0
+
+    changes = Change.objects.filter(pk__gt=last)
+    for e in events:
+        assert Event.objects.get(pk=e.pk).revision == before[e.pk] + 1
+        [snapshot] = e.snapshots.order_by("pgh_id")[snapshots[e.pk] :]
+        assert (snapshot.pgh_label, snapshot.revision) == ("update", before[e.pk] + 1)
+        metadata = snapshot.pgh_context.metadata
+        assert (metadata["reason"], metadata["user"]) == ("one state, two entries", user.pk)
+        [entry] = changes.filter(resource="events", object_id=e.pk)
+        assert (entry.action, entry.revision) == ("update", before[e.pk] + 1)
+    # One transaction, one place in the feed, given at its commit.
+    assert changes.values("txid").distinct().count() == 1
+    assert list(changes.values_list("commit_seq", flat=True).distinct()) != [None]
+    assert changes.values("commit_seq").distinct().count() == 1
+
+
 def test_an_unmerge_moves_back_exactly_what_the_merge_moved(duplicate, token_client, api):
     client = token_client("change_actor", if_match=None)
     usa, into = duplicate["usa"], duplicate["into"]

@@ -66,12 +66,15 @@ def test_no_trigger_on_the_application_tables_is_outside_pgtrigger():
     installed = {(table, name) for table, name, _, _ in installed_triggers()}
     assert installed == expected
     # The hand-written functions they replaced are gone; the feed's commit
-    # sequence, which the bulk loader also calls, stays.
+    # sequence, which the bulk loader also calls, stays, and CommitSeq's condition.
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT proname FROM pg_proc WHERE proname ~ '^(el|events|actors)_' ORDER BY 1"
         )
-        assert [name for (name,) in cursor.fetchall()] == ["el_feed_commit_seq"]
+        assert [name for (name,) in cursor.fetchall()] == [
+            "el_feed_commit_seq",
+            "el_feed_numbering_queued",
+        ]
 
 
 def test_every_resource_declares_its_revision_and_feed_triggers():
@@ -121,3 +124,36 @@ def test_the_triggers_fire_in_the_order_they_did():
             "insert_insert",
             "update_update",
         ]
+
+
+def test_a_transaction_s_feed_entries_are_numbered_together_however_often_it_checks(
+    immediate_constraints,
+):
+    """CommitSeq is queued by the first feed entry a transaction writes and
+    numbers all its entries at once; once it ran (at the commit, or here as
+    constraints are checked at once), the next entry queues it again, and a
+    savepoint rolled back forgets the call it queued and its mark together."""
+    from django.db import transaction
+
+    from events.services import place_create
+    from ledger.models import Change
+
+    def entries() -> list:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT txid_current()")
+            (txid,) = cursor.fetchone()
+        return list(Change.objects.filter(txid=txid).order_by("pk").values_list("commit_seq"))
+
+    for n in range(3):
+        place_create(name=f"First {n}", kind="city")
+    assert entries() == [(None,)] * 3  # numbered at the commit, not before
+    immediate_constraints()
+    [(seq,)] = set(entries())
+    assert seq is not None
+    with pytest.raises(RuntimeError), transaction.atomic():
+        place_create(name="Rolled back", kind="city")  # queues the numbering, marks it
+        raise RuntimeError
+    place_create(name="After the rollback", kind="city")  # so this one queues it again
+    assert entries()[-1] == (None,)
+    immediate_constraints()
+    assert entries() == [(seq,)] * 4  # one transaction, one place in the feed
