@@ -144,6 +144,8 @@ class Sector(models.TextChoices):
 
 def folded(text: str) -> str:
     """`text` without case, diacritics or repeated spaces: how names compare."""
+    if text.isascii():  # nothing to decompose: most names, and much faster
+        return " ".join(text.casefold().split())
     decomposed = unicodedata.normalize("NFKD", text)
     bare = "".join(c for c in decomposed if not unicodedata.combining(c))
     return " ".join(bare.casefold().split())

@@ -4,6 +4,7 @@ stores; the database constraints back every rule up."""
 import datetime
 from collections.abc import Iterable, Mapping, Sequence
 
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import transaction
 from django.db.models import Q
 
@@ -35,8 +36,8 @@ def actor_create(
     )
     actor.full_clean()
     actor.save()
-    _replace_aliases(actor, aliases)
-    _replace_identifiers(actor, identifiers or {})
+    _add_aliases(actor, aliases)
+    _add_identifiers(actor, identifiers or {})
     return actor
 
 
@@ -64,7 +65,7 @@ def affiliation_create(
     )
     affiliation.full_clean()
     affiliation.save()
-    evidence_attach(record=affiliation, spans=evidence)
+    evidence_attach(record=affiliation, spans=evidence, created=True)
     return affiliation
 
 
@@ -74,10 +75,30 @@ def _replace_aliases(actor: Actor, aliases: Iterable[str]) -> None:
     if sorted(actor.aliases.values_list("name", flat=True)) == sorted(aliases):
         return
     actor.aliases.all().delete()
+    _add_aliases(actor, aliases)
+
+
+def _add_aliases(actor: Actor, aliases: Iterable[str]) -> None:
+    """Give `actor`, which has no aliases, `aliases`, in one statement."""
+    rows, seen = [], set()
     for alias in aliases:
         row = ActorAlias(actor=actor, name=alias)
-        row.full_clean()
-        row.save()
+        # Fields and rules, as full_clean() checks them, without a query: the
+        # actor is at hand, a name is not empty (its field's rule, which the
+        # check constraint backs up), and with no other alias the unique pair
+        # can only repeat within the list (the database enforces all of them
+        # regardless).
+        row.full_clean(exclude=["actor"], validate_constraints=False)
+        if alias in seen:
+            raise _repeated(row, ["actor", "name"])
+        seen.add(alias)
+        rows.append(row)
+    ActorAlias.objects.bulk_create(rows)
+
+
+def _repeated(row: ActorAlias | ActorIdentifier, fields: list[str]) -> ValidationError:
+    """The error full_clean() gives a row repeating a unique pair."""
+    return ValidationError({NON_FIELD_ERRORS: [row.unique_error_message(type(row), fields)]})
 
 
 def _replace_identifiers(actor: Actor, identifiers: Mapping[str, str]) -> None:
@@ -85,10 +106,44 @@ def _replace_identifiers(actor: Actor, identifiers: Mapping[str, str]) -> None:
     if dict(actor.identifiers.values_list("scheme", "value")) == dict(identifiers):
         return
     actor.identifiers.all().delete()
+    _add_identifiers(actor, identifiers)
+
+
+def _add_identifiers(actor: Actor, identifiers: Mapping[str, str]) -> None:
+    """Give `actor`, which has no identifiers, `identifiers`, in one statement."""
+    rows, schemes = [], set()
     for scheme, value in identifiers.items():
         row = ActorIdentifier(actor=actor, scheme=scheme, value=value)
-        row.full_clean()
-        row.save()
+        # Fields and rules, as full_clean() checks them, with one query: the
+        # actor is at hand; clean() (a known scheme, a value of its form, in
+        # canonical case) is what the check constraints back up; another
+        # actor may hold the value (queried, as full_clean() does); and with
+        # no other identifier, one per scheme can only repeat within the list.
+        errors: dict = {}
+        try:
+            row.full_clean(exclude=["actor"], validate_constraints=False)
+        except ValidationError as error:
+            errors = error.update_error_dict(errors)
+        if not errors.keys() & {"scheme", "value"}:
+            try:
+                _HELD_ONCE.validate(ActorIdentifier, row)
+            except ValidationError as error:
+                errors = error.update_error_dict(errors)
+        if "scheme" not in errors and row.scheme in schemes:
+            errors = _repeated(row, ["actor", "scheme"]).update_error_dict(errors)
+        if errors:
+            raise ValidationError(errors)
+        schemes.add(row.scheme)
+        rows.append(row)
+    ActorIdentifier.objects.bulk_create(rows)
+
+
+# The identifier's constraint that rows of other actors can break.
+_HELD_ONCE = next(
+    constraint
+    for constraint in ActorIdentifier._meta.constraints
+    if constraint.name == "actors_identifier_value_unique"
+)
 
 
 @transaction.atomic

@@ -22,7 +22,7 @@ from typing import Any
 import pghistory
 import yaml
 from django.core.exceptions import ValidationError
-from django.db import DataError, IntegrityError, transaction
+from django.db import DatabaseError, DataError, IntegrityError, transaction
 
 from actors.models import Actor, Affiliation
 from actors.services import (
@@ -31,12 +31,12 @@ from actors.services import (
     affiliation_create,
     affiliation_delete,
     affiliation_update,
-    alias_names,
 )
 from events.models import Event, Place, Statement
 from events.resolution import (
     Found,
-    actor_by_reference,
+    StoredActors,
+    declared_identifiers,
     find_actor,
     find_place,
     place_by_reference,
@@ -54,6 +54,7 @@ from events.services import (
 from ledger.api.inputs import date_from_iso
 from ledger.api.parsers import load_yaml
 from ledger.models import DatePrecision
+from ledger.services import without_savepoints
 from sources.models import Source
 from sources.services import (
     Span,
@@ -158,6 +159,16 @@ def _is(value: Any, kind: str) -> bool:
         ITEMS: isinstance(value, list)
         and all(isinstance(v, str | dict) or _is(v, REFERENCE) for v in value),
     }[kind]
+
+
+def _well_formed(section: str, item: Any) -> bool:
+    """Whether an item is a mapping of its section's fields, each holding its
+    type: an item the loader tries."""
+    return (
+        isinstance(item, dict)
+        and set(item) <= SECTION_FIELDS[section]
+        and all(_is(value, FIELD_TYPES[name]) for name, value in item.items())
+    )
 
 
 class DocumentError(Exception):
@@ -268,13 +279,31 @@ def import_document(
     With `stored` (the source already holding `text`), the annotation is
     applied again to it: the records its previous annotation produced are
     matched to the items by key (reapply's rules in fixtures/README.md),
-    updated, created or deleted; an unchanged annotation changes nothing."""
+    updated, created or deleted; an unchanged annotation changes nothing.
+
+    The items are first loaded without a savepoint each (two round trips per
+    item, and past 64 a slower PostgreSQL), which most documents, having no
+    problem, need not pay for; at the first problem that try is undone and
+    the document loaded again item by item, each in a savepoint of its own,
+    so that the report lists every problem. Both are the same loader."""
     with transaction.atomic():
         if stored is not None:
             # One re-application of a document at a time.
             stored = Source.objects.select_for_update().get(pk=stored.pk)
-        loader = _Loader(annotation, text=text, published_on=published_on, root=root)
-        report = loader.load(stored)
+        report = None
+        try:
+            with transaction.atomic(), without_savepoints():
+                loader = _Loader(
+                    annotation, text=text, published_on=published_on, root=root, whole=True
+                )
+                report = loader.load(stored)
+        except Exception:  # a problem, which the loading item by item reports
+            report = None
+        if report is None:
+            if stored is not None:  # as stored, not as the undone try changed it
+                stored = Source.objects.get(pk=stored.pk)
+            loader = _Loader(annotation, text=text, published_on=published_on, root=root)
+            report = loader.load(stored)
         if report.problems or dry_run:
             transaction.set_rollback(True)
             report.created = False
@@ -321,6 +350,10 @@ class _Skip(Exception):
     """An item cannot be written; its problems are recorded."""
 
 
+class _Problem(Exception):
+    """Loading without a savepoint per item met a problem: it stops there."""
+
+
 class _Loader:
     def __init__(
         self,
@@ -329,8 +362,12 @@ class _Loader:
         text: str,
         published_on: datetime.date | None,
         root: str,
+        whole: bool = False,
     ):
         self.data = data
+        # Loading without a savepoint per item (import_document): the first
+        # problem ends the loading, which can undo no item alone.
+        self.whole = whole
         self.text = text
         self.published_on = published_on
         self.root = root
@@ -338,6 +375,8 @@ class _Loader:
         self.actors: dict[str, Actor | None] = {}  # key -> actor (None: declared, not written)
         self.places: dict[str, Place | None] = {}
         self.events: dict[str, Event | None] = {}
+        # The stored actors the annotation names, read for all items at once.
+        self.stored = StoredActors()
         self.source: Source | None = None
         self.failed = False  # whether the item being loaded has a problem
         # What the document produced before (section -> item -> id), and now.
@@ -372,6 +411,8 @@ class _Loader:
         for item in sections["events"]:
             if isinstance(item, dict) and isinstance(item.get("key"), str):
                 self.events.setdefault(item["key"], None)
+        if self.source is not None:
+            self._read_stored_actors(sections)
         for section, items in sections.items():
             handler: Callable[[dict, str, str], None] = getattr(self, f"_{section[:-1]}")
             for index, item in enumerate(items):
@@ -428,6 +469,46 @@ class _Loader:
             else:
                 keep()
         return self.report
+
+    def _read_stored_actors(self, sections: dict[str, list]) -> None:
+        """Read the stored actors that the items the loading will try declare
+        or refer to (StoredActors.read); should the database refuse, each is
+        looked up when its item is loaded, in the item's savepoint."""
+        tried = {
+            section: [item for item in items if _well_formed(section, item)]
+            for section, items in sections.items()
+        }
+        try:
+            with transaction.atomic():
+                self.stored.read(tried["actors"], self._actor_references(tried))
+        except DatabaseError:
+            self.stored = StoredActors()
+
+    def _actor_references(self, sections: dict[str, list]) -> list[Any]:
+        """The references to stored actors (not to the annotation's own) that
+        the items make: what resolving them will ask."""
+
+        def entries(item: dict, name: str) -> list[Any]:
+            value = item.get(name)
+            return value if isinstance(value, list) else [value]
+
+        references = [
+            *(r for item in sections["affiliations"] for r in entries(item, "member")),
+            *(r for item in sections["affiliations"] for r in entries(item, "organization")),
+            *(
+                entry.get("actor")
+                for item in sections["events"]
+                for entry in entries(item, "participants")
+                if isinstance(entry, dict)
+            ),
+            *(
+                r
+                for item in sections["statements"]
+                for name in ("speaker", "targets", "about_actors")
+                for r in entries(item, name)
+            ),
+        ]
+        return [r for r in references if not (isinstance(r, str) and r in self.actors)]
 
     def _source(self) -> None:
         meta = self.data.get("source") or {}
@@ -579,6 +660,8 @@ class _Loader:
     # Problems --------------------------------------------------------------------
 
     def problem(self, pointer: str, detail: str, **extra: Any) -> None:
+        if self.whole:
+            raise _Problem
         self.report.problems.append(Problem(pointer, detail, **extra))
         self.failed = True  # the item being loaded will not be written
 
@@ -637,7 +720,7 @@ class _Loader:
         None, with the problem recorded, when there is none."""
         hint = "Or refer to a stored actor by id, slug or identifier (wikidata:Q399)."
         return self.referred(
-            "actors", self.actors, actor_by_reference, reference, pointer, label, hint
+            "actors", self.actors, self.stored.reference, reference, pointer, label, hint
         )
 
     def place(self, reference: Any, pointer: str, label: str) -> Place | None:
@@ -702,7 +785,7 @@ class _Loader:
         if not isinstance(key, str) or not key:
             self.problem(f"{pointer}/key", "each actor needs a key.", label=label)
             raise _Skip
-        found = find_actor(item)
+        found = find_actor(item, self.stored)
         self.resolved(found, pointer, label, key)
         if found.record is not None:
             actor = found.record
@@ -710,18 +793,20 @@ class _Loader:
                 additions = dict(found.additions)
                 aliases = additions.pop("aliases", None)
                 identifiers = additions.pop("identifiers", None)
-                held = dict(actor.identifiers.values_list("scheme", "value"))
+                named = [*self.stored.aliases(actor), *(aliases or [])]
+                held = {**self.stored.identifiers(actor), **(identifiers or {})}
                 self.written(
                     lambda: actor_update(
                         actor=actor,
                         fields=additions,
-                        aliases=None if aliases is None else [*alias_names(actor), *aliases],
-                        identifiers=None if identifiers is None else {**held, **identifiers},
+                        aliases=None if aliases is None else named,
+                        identifiers=None if identifiers is None else held,
                     ),
                     pointer,
                     label,
                     Actor,
                 )
+                self.stored.learn(actor, aliases=named, identifiers=held)
         else:
             actor = self.written(
                 lambda: actor_create(
@@ -737,6 +822,9 @@ class _Loader:
                 pointer,
                 label,
                 Actor,
+            )
+            self.stored.learn(
+                actor, aliases=item.get("aliases") or [], identifiers=declared_identifiers(item)
             )
             self.report.counts["actors"] += 1
         self.actors[key] = actor

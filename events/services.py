@@ -19,6 +19,7 @@ from events.models import (
     Statement,
     StatementActor,
     StatementActorRole,
+    StatementEvent,
 )
 from ledger import merging
 from ledger.merging import MergeConflict
@@ -97,8 +98,8 @@ def event_create(
     )
     event.full_clean()
     event.save()
-    _replace_participants(event, participants)
-    evidence_attach(record=event, spans=evidence)
+    _add_participants(event, participants)
+    evidence_attach(record=event, spans=evidence, created=True)
     return event
 
 
@@ -136,10 +137,13 @@ def statement_create(
     )
     statement.full_clean()
     statement.save()
-    _replace_statement_actors(statement, StatementActorRole.TARGET, targets)
-    _replace_statement_actors(statement, StatementActorRole.ABOUT, about_actors)
-    statement.about_events.set(about_events)
-    evidence_attach(record=statement, spans=evidence)
+    _add_statement_actors(statement, StatementActorRole.TARGET, targets)
+    _add_statement_actors(statement, StatementActorRole.ABOUT, about_actors)
+    # As about_events.set() on a statement about none yet, without its query.
+    StatementEvent.objects.bulk_create(
+        StatementEvent(statement=statement, event=event) for event in dict.fromkeys(about_events)
+    )
+    evidence_attach(record=statement, spans=evidence, created=True)
     return statement
 
 
@@ -163,6 +167,11 @@ def _replace_participants(event: Event, participants: Iterable[tuple[Actor, str]
     if current == [(actor.pk, role) for actor, role in participants]:
         return
     event.participants.all().delete()
+    _add_participants(event, participants)
+
+
+def _add_participants(event: Event, participants: Iterable[tuple[Actor, str]]) -> None:
+    """Give `event`, which has no participants, `participants`, in that order."""
     rows, seen = [], set()
     for actor, role in participants:
         if (actor.pk, role) in seen:
@@ -215,6 +224,11 @@ def _replace_statement_actors(statement: Statement, role: str, actors: Iterable[
     if list(links.order_by("id").values_list("actor_id", flat=True)) == [a.pk for a in actors]:
         return
     links.delete()
+    _add_statement_actors(statement, role, actors)
+
+
+def _add_statement_actors(statement: Statement, role: str, actors: Iterable[Actor]) -> None:
+    """Give `statement`, which has no actors in `role`, `actors`, in that order."""
     StatementActor.objects.bulk_create(
         [StatementActor(statement=statement, actor=actor, role=role) for actor in actors]
     )

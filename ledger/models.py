@@ -2,18 +2,19 @@
 precision, snapshots of every write, the change feed and idempotency keys."""
 
 import datetime
+import functools
 from collections.abc import Collection, Iterable
 from contextlib import nullcontext
 
 import pghistory
+from django.contrib.postgres.fields import ArrayField
 from django.core.exceptions import NON_FIELD_ERRORS, FieldError, ValidationError
 from django.core.validators import RegexValidator
 from django.db import DatabaseError, connections, models, router, transaction
-from django.db.models import ExpressionWrapper, F, Q
+from django.db.models import Expression, ExpressionWrapper, F, Q, Value
 from django.db.models.functions import Coalesce, ExtractYear, Mod
 from django.db.models.lookups import Exact
 from django.db.models.sql import Query
-from django.db.models.sql.constants import SINGLE
 
 from ledger.triggers import CommitSeq
 
@@ -184,14 +185,62 @@ class Revisioned(models.Model):
 
     def _failed_checks(self, checks, exclude, using) -> list:
         """The check constraints the instance's values violate, in one query.
-        A constraint over an excluded field is skipped, as Django skips it."""
+        A constraint over an excluded field is skipped, as Django skips it.
+
+        The query is built once per model, checks, excluded fields and empty
+        (NULL) ones, with the other values as its parameters (`_Slot`), and
+        kept: resolving and compiling the checks' expressions costs far more
+        than running them. An empty value stays in the query as Django puts
+        it (`Value(None)`), since Django's SQL depends on it (`isnull` on it is
+        decided when compiling)."""
         if not checks:
             return []
-        # Django's own helper for validating constraints; private, so not in django-stubs.
-        against = self._get_field_expression_map(meta=self._meta, exclude=exclude)  # type: ignore[attr-defined]
+        connection = connections[using]
+        excluded = frozenset(exclude or ())
+        nulls = frozenset(
+            name
+            for name, attname in _value_fields(type(self))
+            if name not in excluded and getattr(self, attname) is None
+        )
+        names = tuple(constraint.name for constraint in checks)
+        key = (type(self), using, excluded, nulls, names)
+        if key not in _CHECK_QUERIES:
+            slots = self._slots(excluded, nulls)
+            _CHECK_QUERIES[key] = slots and self._check_query(checks, slots, connection)
+        built = _CHECK_QUERIES[key]
+        if built and any(slot.expression_in(self) for slot in built[2]):
+            built = None  # a value that is an expression: resolved with it
+        if not built:
+            against = self._get_field_expression_map(meta=self._meta, exclude=excluded)  # type: ignore[attr-defined]
+            built = self._check_query(checks, against, connection)
+        sql, params, _, evaluated = built
+        if not evaluated:
+            return []
+        values = [p.prepared(self, connection) if isinstance(p, _Slot) else p for p in params]
+        # In a transaction, a savepoint: a failed evaluation must not abort it.
+        atomic = transaction.atomic(using=using) if connection.in_atomic_block else nullcontext()
+        with atomic, connection.cursor() as cursor:
+            cursor.execute(sql, values)
+            row = cursor.fetchone()
+        return [constraint for constraint, holds in zip(evaluated, row, strict=True) if not holds]
+
+    def _check_query(self, checks, against: dict, connection) -> tuple:
+        """The SQL evaluating `checks` over the values `against` (field name
+        -> expression), its parameters, the slots among them and the checks
+        it evaluates, in its columns' order."""
+        # Only the fields the checks refer to (directly or through F()): each
+        # annotation is resolved, and a model has far more fields than its
+        # checks read.
+        referenced: set[str] | None = set()
+        for constraint in checks:
+            if not isinstance(constraint.condition, Q):
+                referenced = None
+                break
+            referenced |= constraint.condition.referenced_base_fields
         query = Query(None)
         for name, value in against.items():
-            query.add_annotation(value, name, select=False)
+            if referenced is None or name in referenced:
+                query.add_annotation(value, name, select=False)
         evaluated: list[models.CheckConstraint] = []
         for constraint in checks:
             try:
@@ -203,12 +252,79 @@ class Revisioned(models.Model):
                 continue
             evaluated.append(constraint)
         if not evaluated:
-            return []
-        # In a transaction, a savepoint: a failed evaluation must not abort it.
-        atomic = connections[using].in_atomic_block
-        with transaction.atomic(using=using) if atomic else nullcontext():
-            row = query.get_compiler(using=using).execute_sql(SINGLE)
-        return [constraint for constraint, holds in zip(evaluated, row, strict=True) if not holds]
+            return "", [], [], []
+        sql, params = query.get_compiler(connection=connection).as_sql()
+        slots = [p for p in params if isinstance(p, _Slot)]
+        return sql, list(params), slots, evaluated
+
+    def _slots(self, exclude: frozenset, nulls: frozenset) -> dict | None:
+        """Django's map of field names to values for validating constraints
+        (`_get_field_expression_map`), with a `_Slot` for each value but the
+        empty ones (`nulls`); None for a field whose SQL may depend on its
+        value."""
+        meta = self._meta
+        slots: dict = {}
+        generated = []
+        for field in meta.local_concrete_fields:
+            if field.name in exclude:
+                continue
+            if field.generated:
+                references = self._get_expr_references(field.expression)  # type: ignore[attr-defined]
+                if not any(reference[0] in exclude for reference in references):
+                    generated.append(field)
+                continue
+            if hasattr(field, "get_placeholder") and not isinstance(field, ArrayField):
+                return None
+            if field.name in nulls:
+                slots[field.name] = Value(None, field)
+            else:
+                slots[field.name] = _Slot(field.attname, field)
+        if "pk" not in exclude:
+            slots["pk"] = Value(None, meta.pk) if "pk" in nulls else _Slot("pk", meta.pk)
+        replacements = {F(name): slot for name, slot in slots.items()}
+        for field in generated:
+            slots[field.name] = ExpressionWrapper(
+                field.expression.replace_expressions(replacements), field.output_field
+            )
+        return slots
+
+
+class _Slot(Expression):
+    """A field's value in a check query built once for its model: a
+    parameter, given for each instance (`prepared`) as Django's
+    `Value(value, field)` gives it."""
+
+    def __init__(self, attname: str, field: models.Field):
+        super().__init__(output_field=field)
+        self.attname = attname
+
+    def as_sql(self, compiler, connection):
+        # An array's placeholder (its cast) does not depend on its value.
+        if isinstance(self.output_field, ArrayField):
+            return self.output_field.get_placeholder(None, compiler, connection), [self]
+        return "%s", [self]
+
+    def expression_in(self, instance: models.Model) -> bool:
+        """Whether the instance holds an expression for the field, which
+        Django resolves into the query instead of passing it as a value."""
+        value = getattr(instance, self.attname)
+        return bool(value) and hasattr(value, "resolve_expression")
+
+    def prepared(self, instance: models.Model, connection):
+        value = getattr(instance, self.attname)
+        return self.output_field.get_db_prep_value(value, connection=connection)
+
+
+# (model, database, excluded fields, empty ones, checks) -> what _check_query() built.
+_CHECK_QUERIES: dict[tuple, tuple | None] = {}
+
+
+@functools.cache
+def _value_fields(model: type[models.Model]) -> tuple[tuple[str, str], ...]:
+    """The (name, attname) of a model's stored fields that hold a value
+    (not generated), and ("pk", "pk")."""
+    fields = model._meta.local_concrete_fields
+    return (*((f.name, f.attname) for f in fields if not f.generated), ("pk", "pk"))
 
 
 class Mergeable(models.Model):

@@ -1,11 +1,33 @@
 """Helpers every resource's services share."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from django.db import models
+from django.db import DEFAULT_DB_ALIAS, connections, models
 from django.utils.text import slugify
 
 from ledger.models import Revisioned
+
+
+@contextmanager
+def without_savepoints(using: str = DEFAULT_DB_ALIAS) -> Iterator[None]:
+    """Inside the block, the atomic blocks nested in the current transaction
+    make no savepoint: an error in one of them marks the transaction as
+    failed (Django's rule for `atomic(savepoint=False)`), so that the caller,
+    in a savepoint of its own made before the block, must roll the whole block
+    back. For a batch tried whole first and, on any error, redone item by
+    item: a savepoint costs two round trips, and past 64 in a transaction
+    PostgreSQL's visibility checks slow down."""
+    connection = connections[using]
+    assert connection.in_atomic_block, "without_savepoints() needs a transaction to fail"
+    features = connection.features
+    before = features.uses_savepoints
+    features.uses_savepoints = False  # what Atomic asks (connection.savepoint())
+    try:
+        yield
+    finally:
+        features.uses_savepoints = before
 
 
 class ConflictError(Exception):

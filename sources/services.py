@@ -62,13 +62,18 @@ def span_for_quote(*, source: Source, quote: str, occurrence: int | None = None)
     return Span(source=source, start=start, end=end)
 
 
-def evidence_attach(*, record: models.Model, spans: Sequence[Span]) -> list[Evidence]:
-    """Cite `spans` as the evidence of `record` (an event, statement or affiliation)."""
+def evidence_attach(
+    *, record: models.Model, spans: Sequence[Span], created: bool = False
+) -> list[Evidence]:
+    """Cite `spans` as the evidence of `record` (an event, statement or
+    affiliation); `created`: the record was just created and cites nothing yet."""
     if not spans:
         raise ValidationError("At least one evidence span is required.")
     owner_field = cast(str, record._meta.model_name)  # event, statement or affiliation
-    # Evidence's reverse accessor, declared by the foreign keys to the apps above this one.
-    cited = set(record.evidence.values_list("source_id", "start", "end"))  # type: ignore[attr-defined]
+    cited: set[tuple[int, int, int]] = set()
+    if not created:
+        # Evidence's reverse accessor, declared by the foreign keys to the apps above this one.
+        cited = set(record.evidence.values_list("source_id", "start", "end"))  # type: ignore[attr-defined]
     rows = []
     for span in spans:
         row = Evidence(

@@ -6,11 +6,13 @@ import datetime
 import json
 import os
 import random
+import re
 from pathlib import Path
 
 import pytest
 import yaml
-from django.db import transaction
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 from hypothesis import given, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
@@ -239,6 +241,107 @@ def test_a_near_match_is_suggested_and_not_taken(seeded, token_client):
     suggestions = response.json()["suggestions"]
     assert any("looks like existing `armenia`" in s["detail"] for s in suggestions)
     assert response.json()["counts"]["actors"] == 1
+
+
+def test_an_actor_the_document_creates_is_found_by_its_identifier_later_in_it(seeded, token_client):
+    document = border_talks()
+    annotation = document["annotation"]
+    newland = {"key": "newland", "name": "Newland", "kind": "country"}
+    annotation["actors"] += [
+        {**newland, "identifiers": {"wikidata": "Q999999"}},
+        # The same item again, under another key and name: the actor just made.
+        {
+            "key": "new-land",
+            "name": "New Land",
+            "kind": "country",
+            "identifiers": {"wikidata": "Q999999"},
+        },
+    ]
+    annotation["events"][0]["participants"].append(
+        {"actor": "wikidata:Q999999", "role": "mediator"}
+    )
+    response = post(token_client(*CURATOR), document)
+    assert response.status_code == 201, response.json()
+    body = response.json()
+    assert body["counts"]["actors"] == 1
+    created = Actor.objects.get(slug="newland")
+    assert {
+        "pointer": "/annotation/actors/5",
+        "key": "new-land",
+        "id": created.pk,
+        "by": "identifier wikidata:Q999999",
+    } in body["matched"]
+    assert list(created.aliases.values_list("name", flat=True)) == ["New Land"]
+    talks = Event.objects.get(title__contains="Brussels")
+    assert talks.participants.filter(actor=created, role="mediator").exists()
+
+
+def fifty_items() -> dict:
+    """border_talks with 50 items more: 20 new actors (an alias and an
+    identifier each) and 30 events, each between one of them and a stored
+    actor named by slug, id or identifier."""
+    document = border_talks()
+    annotation = document["annotation"]
+    stored = list(Actor.objects.order_by("pk")[:10])
+    for number in range(20):
+        annotation["actors"].append(
+            {
+                "key": f"delegate-{number}",
+                "name": f"Delegate Number {number}",
+                "kind": "person",
+                "aliases": [f"Delegate {number}"],
+                "identifiers": {"wikidata": f"Q{990000 + number}"},
+            }
+        )
+    for number in range(30):
+        other = stored[number % len(stored)]
+        identifier = other.identifiers.first()  # scheme:value
+        reference = [other.slug, other.pk, str(identifier or other.slug)][number % 3]
+        annotation["events"].append(
+            {
+                "type": "CONSULT",
+                "title": f"Meeting {number}",
+                "date": {"start": "2024-03-15", "end": "2024-03-15", "precision": "day"},
+                "participants": [
+                    {"actor": f"delegate-{number % 20}", "role": "participant"},
+                    {"actor": reference, "role": "participant"},
+                ],
+                "evidence": ["Armenia and Azerbaijan held border talks in Brussels on Friday"],
+            }
+        )
+    return document
+
+
+def test_a_dry_run_of_fifty_items_costs_a_few_queries_per_item(seeded, token_client):
+    """The stored actors an annotation names are read for all of its items at
+    once, and a document without problems is loaded without a savepoint per
+    item: its queries are its records' writes and their checks."""
+    client = token_client(*CURATOR)
+    document = fifty_items()
+    with CaptureQueriesContext(connection) as captured:
+        response = post(client, document, dry_run="true")
+    assert response.status_code == 200 and response.json()["valid"], response.json()
+    assert response.json()["counts"] == {
+        "actors": 20,
+        "places": 1,
+        "affiliations": 0,  # the seed's, which gains this document's evidence
+        "events": 31,
+        "statements": 2,
+    }
+    statements = [query["sql"] for query in captured.captured_queries]
+    # 291 when written: the request's own (authentication, permissions,
+    # mentions, the source and its annotation, the savepoints), 9 reading the
+    # stored actors the annotation names, and per item its writes and their
+    # checks: per new actor 6 (its check constraints, its slug's uniqueness,
+    # the row, its alias, its identifier's uniqueness, the identifier), per
+    # event 4 (its checks, the row, its participants, its evidence). Resolving
+    # each actor with queries of its own (6 to 8 for each declaration, one for
+    # each reference to a stored actor) would add over 150.
+    assert len(statements) <= 300, len(statements)
+    # The request's savepoint, the document's and its first try's (all items
+    # at once); none per item.
+    savepoints = [sql for sql in statements if re.search(r"(^|; )SAVEPOINT ", sql)]
+    assert len(savepoints) == 3, savepoints
 
 
 def test_a_yaml_body_with_a_year_written_as_a_number(seeded, token_client):

@@ -42,6 +42,24 @@ class TestConstraintValidation:
             "date_start must not be after date_end.",
         ]
 
+    def test_the_query_built_once_answers_for_each_records_values(self):
+        # Built for the first event, kept for the others (values as its
+        # parameters); an empty value, which Django's SQL depends on, makes
+        # a query of its own.
+        year = {"type": "CONSULT", "title": "Talks", "date_precision": DatePrecision.YEAR}
+        whole = Event(**year, date_start=D(2023, 1, 1), date_end=D(2023, 12, 31))
+        broken = Event(**year, date_start=D(2023, 3, 1), date_end=D(2023, 12, 31))
+        open_ended = Event(**year, date_start=D(2023, 3, 1), date_end=None)
+        after = Event(**year, date_start=D(2023, 1, 1), date_end=None)
+        message = "With year precision, date_start must be 1 January and date_end 31 December."
+        for event, refused in ((whole, False), (broken, True), (open_ended, True), (after, False)):
+            try:
+                event.full_clean(exclude=["place"], validate_unique=False)
+            except ValidationError as error:
+                assert refused and message in error.message_dict[NON_FIELD_ERRORS]
+            else:
+                assert not refused
+
     def test_a_change_is_checked_against_every_constraint_over_its_fields(self):
         # Only the precision changes; the year constraints also read the dates.
         event = EventFactory(date_start=D(2023, 11, 1), date_end=D(2023, 11, 1))
