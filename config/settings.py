@@ -217,6 +217,12 @@ DATABASE_STATEMENT_TIMEOUT_MS = env_int("DATABASE_STATEMENT_TIMEOUT_MS", 15000)
 _database.setdefault("OPTIONS", {})["options"] = (
     f"-c statement_timeout={DATABASE_STATEMENT_TIMEOUT_MS}"
 )
+# The hot read paths' statements are prepared on the server once a connection
+# has run them this many times, so the next runs skip planning
+# (ledger/postgresql/base.py); 0: never, e.g. behind a connection pooler in
+# transaction mode that keeps no prepared statements (docs/scaling.md).
+DATABASE_PREPARE_THRESHOLD = env_int("DATABASE_PREPARE_THRESHOLD", 1)
+_database["OPTIONS"]["prepare_threshold"] = DATABASE_PREPARE_THRESHOLD or None
 DATABASES = {"default": _database}
 # Streaming replicas of the primary (docs/scaling.md): the reads of GET and HEAD
 # requests under /api/ go to one of them (ledger/routing.py). Comma-separated

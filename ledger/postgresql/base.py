@@ -12,19 +12,39 @@ it connects anew, as before.
 A web process connects as `SERVING_ROLE` when the settings name one
 (ledger/database_role.py): the server switches to that role as the
 connection starts, at no extra round trip.
+
+`prepared_cursor()` is for the statements the hot read paths run on every
+request (events/representations.py): it binds parameters on the server, so
+that psycopg prepares a statement once the connection has run it
+`prepare_threshold` times (OPTIONS; settings.DATABASE_PREPARE_THRESHOLD) and
+PostgreSQL plans it once per connection rather than on every request. Other
+cursors keep Django's client-side binding, which never prepares.
 """
 
 import time
+from typing import Any
 
 from django.core.signals import request_finished
 from django.db import connections
-from django.db.backends.postgresql import base
+from django.db.backends.postgresql import base, operations
+from django.db.backends.utils import CursorWrapper
 
 TRUSTED_FOR = 1.0  # seconds
 SERVED_UID = "eventledger-connection-served"
 
 
+class DatabaseOperations(operations.DatabaseOperations):
+    def last_executed_query(self, cursor, sql, params):
+        """The statement as logged when queries are (tests, DEBUG): psycopg
+        keeps no text for a statement run as a prepared one."""
+        executed = super().last_executed_query(cursor, sql, params)
+        if executed is None and isinstance(cursor, base.ServerBindingCursor):
+            return self.compose_sql(sql, params)
+        return executed
+
+
 class DatabaseWrapper(base.DatabaseWrapper):
+    ops_class = DatabaseOperations
     served_at: float | None = None  # when it last finished a request without error
 
     def get_connection_params(self):
@@ -47,6 +67,16 @@ class DatabaseWrapper(base.DatabaseWrapper):
     def close(self):
         self.served_at = None
         super().close()
+
+    def prepared_cursor(self) -> CursorWrapper:
+        """A cursor like `cursor()`'s, binding its parameters on the server."""
+        self.close_if_health_check_failed()
+        self.ensure_connection()
+        self.validate_thread_sharing()
+        with self.wrap_database_errors:
+            cursor: Any = base.ServerBindingCursor(self.connection)  # type: ignore[call-arg]
+        # As cursor() wraps its own: logged when queries are (tests, DEBUG).
+        return self.make_debug_cursor(cursor) if self.queries_logged else self.make_cursor(cursor)
 
 
 def served(**kwargs) -> None:

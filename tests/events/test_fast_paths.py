@@ -6,6 +6,7 @@ against the serializer's fields."""
 import csv
 import io
 import json
+import re
 
 import pytest
 from django.core.management import call_command
@@ -227,3 +228,27 @@ def test_a_large_export_made_in_parallel_slices_equals_the_single_statement(
     assert len(copies) == 3
     assert sliced == whole
     assert len(whole.splitlines()) == 14 + (fmt == "csv")
+
+
+def prepared_statements() -> list[str]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        return [row[0] for row in cursor.fetchall()]
+
+
+def test_the_hot_read_statements_are_prepared_once_per_connection(api, seeded, settings):
+    """A detail's and a list's statement is prepared on the server the second
+    time a connection runs it (DATABASE_PREPARE_THRESHOLD = 1), so that
+    PostgreSQL plans it once per connection; the answers stay the same."""
+    assert settings.DATABASES["default"]["OPTIONS"]["prepare_threshold"] == 1
+    event = Event.objects.order_by("id").first()
+    first = [api.get(f"{URL}{event.pk}/").content, api.get(URL).content]
+    assert not [s for s in prepared_statements() if s.startswith("SELECT e.id AS")]
+    again = [api.get(f"{URL}{event.pk}/").content, api.get(URL).content]
+    assert again == first
+    prepared = [s for s in prepared_statements() if s.startswith("SELECT e.id AS")]
+    assert len(prepared) == 2, prepared  # the detail's and the list's
+    assert any(re.search(r"WHERE e\.id = \$\d+ ORDER BY", s) for s in prepared)  # the detail
+    # A third request reuses them: nothing more is prepared.
+    api.get(f"{URL}{Event.objects.order_by('id').last().pk}/")
+    assert len([s for s in prepared_statements() if s.startswith("SELECT e.id AS")]) == 2
