@@ -5,6 +5,7 @@ import datetime
 import functools
 from collections.abc import Collection, Iterable
 from contextlib import nullcontext
+from typing import Any
 
 import pghistory
 from django.contrib.postgres.fields import ArrayField
@@ -206,7 +207,7 @@ class Revisioned(models.Model):
         key = (type(self), using, excluded, nulls, names)
         if key not in _CHECK_QUERIES:
             slots = self._slots(excluded, nulls)
-            _CHECK_QUERIES[key] = slots and self._check_query(checks, slots, connection)
+            _CHECK_QUERIES[key] = self._check_query(checks, slots, connection) if slots else None
         built = _CHECK_QUERIES[key]
         if built and any(slot.expression_in(self) for slot in built[2]):
             built = None  # a value that is an expression: resolved with it
@@ -231,12 +232,12 @@ class Revisioned(models.Model):
         # Only the fields the checks refer to (directly or through F()): each
         # annotation is resolved, and a model has far more fields than its
         # checks read.
-        referenced: set[str] | None = set()
-        for constraint in checks:
-            if not isinstance(constraint.condition, Q):
-                referenced = None
-                break
-            referenced |= constraint.condition.referenced_base_fields
+        conditions = [constraint.condition for constraint in checks]
+        referenced: set[str] | None = None
+        if all(isinstance(condition, Q) for condition in conditions):
+            referenced = set().union(
+                *(condition.referenced_base_fields for condition in conditions)
+            )
         query = Query(None)
         for name, value in against.items():
             if referenced is None or name in referenced:
@@ -264,11 +265,11 @@ class Revisioned(models.Model):
         value."""
         meta = self._meta
         slots: dict = {}
-        generated = []
+        generated: list[models.GeneratedField] = []
         for field in meta.local_concrete_fields:
             if field.name in exclude:
                 continue
-            if field.generated:
+            if isinstance(field, models.GeneratedField):
                 references = self._get_expr_references(field.expression)  # type: ignore[attr-defined]
                 if not any(reference[0] in exclude for reference in references):
                     generated.append(field)
@@ -283,9 +284,10 @@ class Revisioned(models.Model):
             slots["pk"] = Value(None, meta.pk) if "pk" in nulls else _Slot("pk", meta.pk)
         replacements = {F(name): slot for name, slot in slots.items()}
         for field in generated:
-            slots[field.name] = ExpressionWrapper(
-                field.expression.replace_expressions(replacements), field.output_field
-            )
+            # A GeneratedField's expression and output field; not in django-stubs.
+            expression = field.expression.replace_expressions(replacements)  # type: ignore[attr-defined]
+            output_field: Any = field.output_field
+            slots[field.name] = ExpressionWrapper(expression, output_field)
         return slots
 
 
@@ -301,7 +303,9 @@ class _Slot(Expression):
     def as_sql(self, compiler, connection):
         # An array's placeholder (its cast) does not depend on its value.
         if isinstance(self.output_field, ArrayField):
-            return self.output_field.get_placeholder(None, compiler, connection), [self]
+            # Django's, not in django-stubs.
+            placeholder = self.output_field.get_placeholder  # type: ignore[attr-defined]
+            return placeholder(None, compiler, connection), [self]
         return "%s", [self]
 
     def expression_in(self, instance: models.Model) -> bool:
