@@ -35,12 +35,13 @@ SERVED_UID = "eventledger-connection-served"
 
 class DatabaseOperations(operations.DatabaseOperations):
     def last_executed_query(self, cursor, sql, params):
-        """The statement as logged when queries are (tests, DEBUG): psycopg
-        keeps no text for a statement run as a prepared one."""
-        executed = super().last_executed_query(cursor, sql, params)
-        if executed is None and isinstance(cursor, base.ServerBindingCursor):
+        """The statement as logged when queries are (tests, DEBUG), with its
+        values, as Django logs a client-side binding cursor's: a server-binding
+        cursor keeps $1-style placeholders, or no text at all once its
+        statement is prepared."""
+        if isinstance(cursor, base.ServerBindingCursor):
             return self.compose_sql(sql, params)
-        return executed
+        return super().last_executed_query(cursor, sql, params)
 
 
 class DatabaseWrapper(base.DatabaseWrapper):

@@ -249,6 +249,11 @@ def test_the_hot_read_statements_are_prepared_once_per_connection(api, seeded, s
     prepared = [s for s in prepared_statements() if s.startswith("SELECT e.id AS")]
     assert len(prepared) == 2, prepared  # the detail's and the list's
     assert any(re.search(r"WHERE e\.id = \$\d+ ORDER BY", s) for s in prepared)  # the detail
-    # A third request reuses them: nothing more is prepared.
-    api.get(f"{URL}{Event.objects.order_by('id').last().pk}/")
+    # A third request reuses them: nothing more is prepared; the query log
+    # shows the statement with its values, as for any other cursor.
+    last = Event.objects.order_by("id").last()
+    with CaptureQueriesContext(connection) as captured:
+        api.get(f"{URL}{last.pk}/")
     assert len([s for s in prepared_statements() if s.startswith("SELECT e.id AS")]) == 2
+    (logged,) = [q["sql"] for q in captured if q["sql"].startswith("SELECT e.id AS")]
+    assert f"WHERE e.id = {last.pk} ORDER BY" in logged and "$1" not in logged
