@@ -11,8 +11,8 @@ from django.db.models import Q
 from actors.models import Actor, ActorAlias, ActorIdentifier, Affiliation, folded
 from ledger import merging
 from ledger.merging import MergeConflict
-from ledger.models import DatePrecision
-from ledger.services import model_update, unique_slug
+from ledger.models import DatePrecision, left_to_database
+from ledger.services import model_update, rows_insert, unique_slug
 from sources.services import Span, evidence_attach, evidence_replace
 
 
@@ -93,7 +93,7 @@ def _add_aliases(actor: Actor, aliases: Iterable[str]) -> None:
             raise _repeated(row, ["actor", "name"])
         seen.add(alias)
         rows.append(row)
-    ActorAlias.objects.bulk_create(rows)
+    rows_insert(ActorAlias, rows)
 
 
 def _repeated(row: ActorAlias | ActorIdentifier, fields: list[str]) -> ValidationError:
@@ -117,14 +117,15 @@ def _add_identifiers(actor: Actor, identifiers: Mapping[str, str]) -> None:
         # Fields and rules, as full_clean() checks them, with one query: the
         # actor is at hand; clean() (a known scheme, a value of its form, in
         # canonical case) is what the check constraints back up; another
-        # actor may hold the value (queried, as full_clean() does); and with
+        # actor may hold the value (queried, as full_clean() does, unless
+        # left to the database: ledger.models.checks_left_to_database); and with
         # no other identifier, one per scheme can only repeat within the list.
         errors: dict = {}
         try:
             row.full_clean(exclude=["actor"], validate_constraints=False)
         except ValidationError as error:
             errors = error.update_error_dict(errors)
-        if not errors.keys() & {"scheme", "value"}:
+        if not errors.keys() & {"scheme", "value"} and not left_to_database(_HELD_ONCE):
             try:
                 _HELD_ONCE.validate(ActorIdentifier, row)
             except ValidationError as error:
@@ -135,7 +136,7 @@ def _add_identifiers(actor: Actor, identifiers: Mapping[str, str]) -> None:
             raise ValidationError(errors)
         schemes.add(row.scheme)
         rows.append(row)
-    ActorIdentifier.objects.bulk_create(rows)
+    rows_insert(ActorIdentifier, rows)
 
 
 # The identifier's constraint that rows of other actors can break.

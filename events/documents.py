@@ -53,8 +53,8 @@ from events.services import (
 )
 from ledger.api.inputs import date_from_iso
 from ledger.api.parsers import load_yaml
-from ledger.models import DatePrecision
-from ledger.services import without_savepoints
+from ledger.models import DatePrecision, checks_left_to_database
+from ledger.services import rows_written_together, without_savepoints
 from sources.models import Source
 from sources.services import (
     Span,
@@ -282,17 +282,28 @@ def import_document(
     updated, created or deleted; an unchanged annotation changes nothing.
 
     The items are first loaded without a savepoint each (two round trips per
-    item, and past 64 a slower PostgreSQL), which most documents, having no
-    problem, need not pay for; at the first problem that try is undone and
-    the document loaded again item by item, each in a savepoint of its own,
-    so that the report lists every problem. Both are the same loader."""
+    item, and past 64 a slower PostgreSQL), with the constraints the database
+    enforces at each write left to it (no query of their own first:
+    ledger.models.checks_left_to_database) and the child rows of all items
+    (participants, evidence, aliases, ...) inserted together at the end, one
+    statement per kind (ledger.services.rows_written_together): what most
+    documents, having no problem, need not pay for. At the first problem, or
+    refusal of the database, that try is undone and the document loaded
+    again item by item, each in a savepoint of its own, every record checked
+    before it is written, so that the report lists every problem. Both are
+    the same loader."""
     with transaction.atomic():
         if stored is not None:
             # One re-application of a document at a time.
             stored = Source.objects.select_for_update().get(pk=stored.pk)
         report = None
         try:
-            with transaction.atomic(), without_savepoints():
+            with (
+                transaction.atomic(),
+                without_savepoints(),
+                checks_left_to_database(),
+                rows_written_together(),
+            ):
                 loader = _Loader(
                     annotation, text=text, published_on=published_on, root=root, whole=True
                 )

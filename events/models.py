@@ -15,6 +15,7 @@ from django.contrib.postgres.search import SearchVector, SearchVectorField
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Exists, OuterRef, Q
+from django.db.models.functions import Upper
 
 from ledger.models import (
     COUNTRY_CODE_RE,
@@ -78,6 +79,11 @@ class Place(Mergeable, Revisioned):
 
     class Meta:
         ordering = ["name", "id"]
+        indexes = [
+            # A place declared by name is looked up so (name__iexact,
+            # events.resolution.find_place); without it, a scan of every place.
+            models.Index(Upper("name"), name="events_place_name_upper"),
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=Q(kind__in=PlaceKind.values), name="events_place_kind_valid"

@@ -283,10 +283,11 @@ class StoredActors:
         candidates = set().union(*(self._heads[head] for head in heads)) - self._forms.keys()
         if not candidates:
             return
+        # Unordered: which order the forms come in changes no score.
         live_candidates = Actor.objects.filter(pk__in=_ids(candidates), merged_into__isnull=True)
-        for pk, name, slug in live_candidates.values_list("pk", "name", "slug"):
+        for pk, name, slug in live_candidates.order_by().values_list("pk", "name", "slug"):
             self._forms[pk] = [loose(name), loose(slug)]
-        aliases = ActorAlias.objects.filter(actor_id__in=_ids(candidates))
+        aliases = ActorAlias.objects.filter(actor_id__in=_ids(candidates)).order_by()
         for actor_id, alias in aliases.values_list("actor_id", "name"):
             if actor_id in self._forms:
                 self._forms[actor_id].append(loose(alias))

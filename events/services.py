@@ -24,7 +24,7 @@ from events.models import (
 from ledger import merging
 from ledger.merging import MergeConflict
 from ledger.models import DatePrecision
-from ledger.services import model_update, unique_slug
+from ledger.services import model_update, rows_insert, unique_slug
 from sources.services import Span, evidence_attach, evidence_replace
 
 
@@ -140,8 +140,9 @@ def statement_create(
     _add_statement_actors(statement, StatementActorRole.TARGET, targets)
     _add_statement_actors(statement, StatementActorRole.ABOUT, about_actors)
     # As about_events.set() on a statement about none yet, without its query.
-    StatementEvent.objects.bulk_create(
-        StatementEvent(statement=statement, event=event) for event in dict.fromkeys(about_events)
+    rows_insert(
+        StatementEvent,
+        [StatementEvent(statement=statement, event=event) for event in dict.fromkeys(about_events)],
     )
     evidence_attach(record=statement, spans=evidence, created=True)
     return statement
@@ -187,7 +188,7 @@ def _add_participants(event: Event, participants: Iterable[tuple[Actor, str]]) -
         row.clean_fields(exclude=["event", "actor"])
         row.clean()
         rows.append(row)
-    EventParticipant.objects.bulk_create(rows)
+    rows_insert(EventParticipant, rows)
 
 
 @transaction.atomic
@@ -229,8 +230,9 @@ def _replace_statement_actors(statement: Statement, role: str, actors: Iterable[
 
 def _add_statement_actors(statement: Statement, role: str, actors: Iterable[Actor]) -> None:
     """Give `statement`, which has no actors in `role`, `actors`, in that order."""
-    StatementActor.objects.bulk_create(
-        [StatementActor(statement=statement, actor=actor, role=role) for actor in actors]
+    rows_insert(
+        StatementActor,
+        [StatementActor(statement=statement, actor=actor, role=role) for actor in actors],
     )
 
 
@@ -254,9 +256,15 @@ def statement_update(
         statement.about_events.set(about_events)
     if evidence is not None:
         evidence_replace(record=statement, spans=evidence)
-    if statement.quote and not any(
-        statement.quote in quote for quote in statement.evidence.values_list("quote", flat=True)
-    ):
+    # The evidence it cites now: the spans given, which replaced the stored
+    # ones (not read back: they may not be written yet, as inside
+    # ledger.services.rows_written_together).
+    cited = (
+        [span.quote for span in evidence]
+        if evidence is not None
+        else statement.evidence.values_list("quote", flat=True)
+    )
+    if statement.quote and not any(statement.quote in quote for quote in cited):
         raise ValidationError(
             {"quote": f"The quote “{statement.quote}” is not inside any cited span."}
         )

@@ -3,8 +3,9 @@ precision, snapshots of every write, the change feed and idempotency keys."""
 
 import datetime
 import functools
-from collections.abc import Collection, Iterable
-from contextlib import nullcontext
+from collections.abc import Collection, Iterable, Iterator
+from contextlib import contextmanager, nullcontext
+from contextvars import ContextVar
 from typing import Any
 
 import pghistory
@@ -76,6 +77,38 @@ def format_interval(start: datetime.date | None, end: datetime.date | None, prec
 BOOLEAN = models.BooleanField()
 
 
+# Whether full_clean() leaves to the database the constraints it enforces as
+# each row is written (see checks_left_to_database).
+_LEFT_TO_DATABASE: ContextVar[bool] = ContextVar("checks_left_to_database", default=False)
+
+
+@contextmanager
+def checks_left_to_database() -> Iterator[None]:
+    """Inside the block, `full_clean()` does not query the database for what
+    the database itself refuses at the write, before the statement ends: the
+    check constraints, the unique ones that are not deferrable and unique
+    fields (`left_to_database`). The rule stays in one place, the constraint;
+    only its query is not sent first.
+
+    For a batch tried whole, whose caller rolls the whole try back at any
+    error, the database's included, and then redoes it with every check, so
+    that each problem is reported as `full_clean()` reports it
+    (`events.documents.import_document`): most batches have no problem, and
+    those queries were a round trip per record. Outside such a block a
+    refusal of the database would be an error, not a problem reported."""
+    token = _LEFT_TO_DATABASE.set(True)
+    try:
+        yield
+    finally:
+        _LEFT_TO_DATABASE.reset(token)
+
+
+def left_to_database(constraint: models.BaseConstraint) -> bool:
+    """Whether `full_clean()` leaves `constraint` to the database now: inside
+    `checks_left_to_database()`, and enforced at the write (not deferrable)."""
+    return _LEFT_TO_DATABASE.get() and getattr(constraint, "deferrable", None) is None
+
+
 class Revisioned(models.Model):
     """A resource with a revision number: 1 when created, one more for every
     transaction that changes it or one of its child rows (participants,
@@ -108,6 +141,11 @@ class Revisioned(models.Model):
         """Django's full_clean. `changed` names the fields a change of this
         stored record sets (see `validate_constraints`); None: any may have."""
         errors: dict = {}
+        if validate_unique and _LEFT_TO_DATABASE.get():
+            # Unique fields and unique_together are unique indexes, which the
+            # database enforces at the write; unique_for_date is Django's alone.
+            _, date_checks = self._get_unique_checks(exclude=exclude)  # type: ignore[attr-defined]
+            validate_unique = bool(date_checks)
         try:
             super().full_clean(exclude, validate_unique, validate_constraints=False)
         except ValidationError as error:
@@ -121,6 +159,29 @@ class Revisioned(models.Model):
                 errors = error.update_error_dict(errors)
         if errors:
             raise ValidationError(errors)
+
+    def clean_fields(self, exclude: Collection[str] | None = None) -> None:
+        """Django's, without the query by which a foreign key checks that its
+        record exists when that record is in hand: read from the database or
+        saved to it, as a service is given it (a statement's speaker, an
+        event's place). The database's foreign key backs it up, as always."""
+        in_hand = [
+            field.name
+            for field in self._meta.concrete_fields
+            if field.many_to_one and self._in_hand(field)
+        ]
+        super().clean_fields(exclude={*(exclude or ()), *in_hand})
+
+    def _in_hand(self, field: Any) -> bool:
+        if not field.is_cached(self) or field.get_limit_choices_to():
+            return False
+        record = field.get_cached_value(self)
+        return (
+            record is not None
+            and not record._state.adding
+            and record.pk is not None
+            and getattr(self, field.attname) == getattr(record, field.target_field.attname)
+        )
 
     def validate_constraints(
         self, exclude: Collection[str] | None = None, *, changed: Collection[str] | None = None
@@ -142,12 +203,14 @@ class Revisioned(models.Model):
             for constraint in constraints
             if isinstance(constraint, models.CheckConstraint)
             and (changed is None or self._may_break(constraint, changed))
+            and not left_to_database(constraint)
         ]
         others = [
             (model, constraint)
             for model, constraints in self.get_constraints()
             for constraint in constraints
             if not isinstance(constraint, models.CheckConstraint)
+            and not left_to_database(constraint)
         ]
         errors: dict = {}
         try:

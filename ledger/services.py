@@ -1,13 +1,50 @@
 """Helpers every resource's services share."""
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from contextvars import ContextVar
+from typing import Any, TypeVar
 
 from django.db import DEFAULT_DB_ALIAS, connections, models
 from django.utils.text import slugify
 
 from ledger.models import Revisioned
+
+Row = TypeVar("Row", bound=models.Model)
+
+# The child rows held by rows_written_together(), by model, in order.
+_HELD: ContextVar[dict[type[models.Model], list[models.Model]] | None] = ContextVar(
+    "rows_written_together", default=None
+)
+
+
+@contextmanager
+def rows_written_together() -> Iterator[None]:
+    """Inside the block, the child rows services add (`rows_insert`) are held
+    and inserted as it ends, one statement per model for all of them, not
+    one per record: checked as ever before they are held, and by the
+    database as they are inserted. Nothing in the block may read them back,
+    and a refusal comes at its end: for a batch tried whole, whose caller
+    rolls the whole try back at any error and then redoes it item by item
+    (events.documents.import_document). Not inserted if the block fails."""
+    held: dict[type[models.Model], list[models.Model]] = {}
+    token = _HELD.set(held)
+    try:
+        yield
+    finally:
+        _HELD.reset(token)
+    for model, rows in held.items():
+        model._default_manager.bulk_create(rows)
+
+
+def rows_insert(model: type[Row], rows: Sequence[Row]) -> list[Row]:
+    """Insert `rows` of `model` in one statement (bulk_create), or inside
+    `rows_written_together()` as it ends: then they are returned without ids."""
+    held = _HELD.get()
+    if held is None:
+        return model._default_manager.bulk_create(rows)
+    held.setdefault(model, []).extend(rows)
+    return list(rows)
 
 
 @contextmanager

@@ -9,7 +9,7 @@ from typing import cast
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
 
-from ledger.services import ConflictError, model_update
+from ledger.services import ConflictError, model_update, rows_insert
 from sources.models import TEXT_LOCKED, Evidence, Source
 
 
@@ -100,7 +100,7 @@ def evidence_attach(
             )
         cited.add(key)
         rows.append(row)
-    return Evidence.objects.bulk_create(rows)
+    return rows_insert(Evidence, rows)
 
 
 @transaction.atomic
