@@ -15,6 +15,7 @@ import hashlib
 import json
 import re
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -284,26 +285,25 @@ def import_document(
     The items are first loaded without a savepoint each (two round trips per
     item, and past 64 a slower PostgreSQL), with the constraints the database
     enforces at each write left to it (no query of their own first:
-    ledger.models.checks_left_to_database) and the child rows of all items
-    (participants, evidence, aliases, ...) inserted together at the end, one
-    statement per kind (ledger.services.rows_written_together): what most
-    documents, having no problem, need not pay for. At the first problem, or
-    refusal of the database, that try is undone and the document loaded
-    again item by item, each in a savepoint of its own, every record checked
-    before it is written, so that the report lists every problem. Both are
-    the same loader."""
+    ledger.models.checks_left_to_database) and, for a new document, the child
+    rows of all items (participants, evidence, aliases, ...) inserted
+    together at the end, one statement per kind
+    (ledger.services.rows_written_together): what most documents, having no
+    problem, need not pay for. At the first problem, or refusal of the
+    database, that try is undone and the document loaded again item by item,
+    each in a savepoint of its own, every record checked before it is
+    written, so that the report lists every problem. Both are the same
+    loader."""
     with transaction.atomic():
         if stored is not None:
             # One re-application of a document at a time.
             stored = Source.objects.select_for_update().get(pk=stored.pk)
         report = None
         try:
-            with (
-                transaction.atomic(),
-                without_savepoints(),
-                checks_left_to_database(),
-                rows_written_together(),
-            ):
+            # Re-applying reads back whether a record's revision changed (new
+            # child rows alone change it), so its rows are written as they come.
+            together = rows_written_together() if stored is None else nullcontext()
+            with transaction.atomic(), without_savepoints(), checks_left_to_database(), together:
                 loader = _Loader(
                     annotation, text=text, published_on=published_on, root=root, whole=True
                 )

@@ -605,6 +605,24 @@ def test_a_corrected_annotation_updates_creates_and_deletes_what_the_document_ma
     assert stale.status_code == 412 and stale.json()["current_revision"] == 2
 
 
+@pytest.mark.django_db(transaction=True)  # a revision per request, as in use
+def test_a_statement_gaining_its_first_target_is_reported_as_updated(seeded, token_client):
+    """Only new rows change it (it had no target to delete): re-applying
+    reads its revision after writing them, so they are written as they come."""
+    client = token_client(*REAPPLIER, if_match=None)
+    pk, body = stored_border_talks(client)
+    promise = Statement.objects.get(kind="promise", evidence__source_id=pk)
+    body["annotation"]["statements"][1]["targets"] = ["armenia"]
+    response = put(client, pk, body, if_match='"1"')
+    assert response.status_code == 200, response.json()
+    assert {(c["resource"], c["id"]) for c in response.json()["updated"]} == {
+        ("sources", pk),
+        ("statements", promise.pk),
+    }
+    promise.refresh_from_db()
+    assert promise.revision == 2 and [a.slug for a in promise.targets] == ["armenia"]
+
+
 def test_reapplying_needs_if_match_the_same_text_and_permission(seeded, token_client):
     client = token_client(*REAPPLIER, if_match=None)
     pk, body = stored_border_talks(client)
