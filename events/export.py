@@ -25,6 +25,7 @@ from django.core.cache import cache
 from django.db import transaction
 from django.urls import reverse
 from psycopg import ClientCursor, sql
+from psycopg.abc import Buffer
 
 from events.models import QUAD_CLASS
 from events.representations import EVENT_COLUMNS, _url_template, iso_sql
@@ -502,23 +503,26 @@ def slices(filtered: bool) -> list[tuple[int, int]] | None:
     return [(start, min(start + step - 1, high)) for start in range(low, high + 1, step)]
 
 
-def stream(query: str) -> Iterator[bytes]:
-    """The chunks of the COPY's output, as PostgreSQL sends them, in a
-    transaction of its own with a longer statement timeout than requests get."""
+def stream(query: str, rows: Callable[[Buffer], Buffer] | None = None) -> Iterator[bytes]:
+    """The chunks of the COPY's output, as PostgreSQL sends them (each row
+    passed through `rows` when given), in a transaction of its own with a
+    longer statement timeout than requests get."""
     with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
         cursor.execute("SET LOCAL statement_timeout = %s", [int(settings.EXPORT_TIMEOUT_MS)])
         if connection.queries_logged:  # counted like any query (COPY bypasses the log)
             connection.queries_log.append({"sql": query, "time": "0.000"})
         with cursor.cursor.copy(query) as copy:
-            yield from _batched(copy)
+            yield from _batched(copy, rows)
 
 
-def _batched(chunks: Iterable[bytes], size: int = 1 << 16) -> Iterator[bytes]:
-    """PostgreSQL sends a COPY row by row: pass them on in blocks of about
-    `size` bytes, not one write to the client per row."""
+def _batched(
+    chunks: Iterable[Buffer], rows: Callable[[Buffer], Buffer] | None = None, size: int = 1 << 16
+) -> Iterator[bytes]:
+    """PostgreSQL sends a COPY row by row: pass them on (through `rows`) in
+    blocks of about `size` bytes, not one write to the client per row."""
     block = bytearray()
     for chunk in chunks:
-        block += chunk
+        block += chunk if rows is None else rows(chunk)
         if len(block) >= size:
             yield bytes(block)
             block.clear()
@@ -526,7 +530,9 @@ def _batched(chunks: Iterable[bytes], size: int = 1 << 16) -> Iterator[bytes]:
         yield bytes(block)
 
 
-def stream_in_parallel(queries: list[str]) -> Iterator[bytes]:
+def stream_in_parallel(
+    queries: list[str], rows: Callable[[Buffer], Buffer] | None = None
+) -> Iterator[bytes]:
     """The output of `queries` (COPYs of consecutive slices of one export), in
     order, with two PostgreSQL backends at work: while this connection streams
     one slice, a second connection writes the next into memory (one slice at a
@@ -549,7 +555,7 @@ def stream_in_parallel(queries: list[str]) -> Iterator[bytes]:
 
             def buffered(query: str) -> list[bytes]:
                 with helper.cursor() as helper_cursor, helper_cursor.copy(query) as copy:
-                    return list(_batched(copy))
+                    return list(_batched(copy, rows))
 
             with ThreadPoolExecutor(max_workers=1) as pool:
                 for index in range(0, len(queries), 2):
@@ -560,7 +566,7 @@ def stream_in_parallel(queries: list[str]) -> Iterator[bytes]:
                         if connection.queries_logged:
                             connection.queries_log.append({"sql": queries[index], "time": "0.000"})
                         with cursor.cursor.copy(queries[index]) as copy:
-                            yield from _batched(copy)
+                            yield from _batched(copy, rows)
                         if ahead is not None:
                             yield from ahead.result()
                     except BaseException:

@@ -9,6 +9,7 @@ import datetime
 import functools
 from collections.abc import Iterable
 
+import pgtrigger
 from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVector, SearchVectorField
@@ -17,6 +18,7 @@ from django.db import models
 from django.db.models import Exists, OuterRef, Q
 from django.db.models.functions import Upper
 
+from actors.models import Actor, ActorIdentifier
 from ledger.models import (
     COUNTRY_CODE_RE,
     SEARCH_CONFIG,
@@ -32,13 +34,75 @@ from ledger.models import (
     track_history,
 )
 from ledger.triggers import ChangeLog, Revision, TouchesParent
-from sources.models import RequiresEvidence
+from sources.models import RequiresEvidence, Source
 
 EVENT_VOCABULARY = "PLOVER"
 EVENT_VOCABULARY_VERSION = "el-plover-1.0"
 
 
 DERIVED = ("date_sort", "search_vector")  # generated columns, not history
+
+
+# Stored PLOVER records ------------------------------------------------------
+#
+# The PLOVER export (events/plover.py) reads each event's record as stored
+# here rather than building it: building one costs PostgreSQL about 45 µs
+# (its participants' entities, its evidence, its document's text), reading one
+# about 5. A record is built by the SQL function el_plover_records(ids), the
+# one home of the record's form (events/migrations/0020_plover_records.py).
+#
+# Every write that changes what a record holds marks its event stale in the
+# same transaction (the MarksPloverStale triggers below): the event itself,
+# its participants and evidence (which touch the event), an actor's or
+# place's fields the record repeats, an actor's Wikidata id, a source's
+# citation or annotation. At the commit a transaction rebuilds the records it
+# marked (RefreshesPloverRecords), when they are few; more (a merge, a rename
+# of a busy actor) are left marked for `manage.py refresh_plover`. Until then
+# the export builds a marked or missing record as it reads it, so it is
+# always current: stored records only make it faster.
+
+PLOVER_REFRESH_AT_COMMIT = 1000  # the most records a transaction rebuilds as it commits
+
+
+# After the marks of a statement, the first marks of a transaction (since its
+# last refresh) add one more, `queues`, which queues the refresh at the commit
+# (PloverStale's trigger): one trigger call per transaction, not one per mark.
+MARK_STALE = """
+    INSERT INTO events_ploverstale (event_id) {events};
+    IF FOUND AND el_plover_refresh_queued() THEN
+        INSERT INTO events_ploverstale (event_id, queues)
+        SELECT m.event_id, true FROM events_ploverstale m WHERE m.txid = txid_current() LIMIT 1;
+    END IF;
+    RETURN NULL;
+"""
+
+
+class MarksPloverStale(pgtrigger.Trigger):
+    """After a statement on this table, marks stale the stored PLOVER record of
+    each event `events` selects (SQL over the statement's rows: `new_rows`,
+    `old_rows`)."""
+
+    when = pgtrigger.After
+    level = pgtrigger.Statement
+
+    def __init__(self, *, name: str, operation: pgtrigger.Operation, events: str) -> None:
+        referencing = pgtrigger.Referencing(
+            new=None if operation == pgtrigger.Delete else "new_rows",
+            old=None if operation == pgtrigger.Insert else "old_rows",
+        )
+        func = MARK_STALE.format(events=events)
+        super().__init__(name=name, operation=operation, referencing=referencing, func=func)
+
+
+def _changed(event_ids: str, joins: str, columns: tuple[str, ...]) -> str:
+    """The events (`event_ids`, an expression over `joins`) of the rows of an
+    UPDATE (`n` as they are, `o` as they were) whose `columns` changed."""
+    new = ", ".join(f"n.{column}" for column in columns)
+    old = ", ".join(f"o.{column}" for column in columns)
+    return (
+        f"SELECT {event_ids} FROM new_rows n JOIN old_rows o ON o.id = n.id {joins} "
+        f"WHERE ({new}) IS DISTINCT FROM ({old})"
+    )
 
 
 class PlaceKind(models.TextChoices):
@@ -107,7 +171,19 @@ class Place(Mergeable, Revisioned):
                 condition=~Q(slug__regex=SLUG_DIGITS_ONLY_RE), name="events_place_slug_not_digits"
             ),
         ]
-        triggers = [Revision(), ChangeLog(resource="places")]
+        triggers = [
+            Revision(),
+            ChangeLog(resource="places"),
+            MarksPloverStale(
+                name="plover_stale_update",
+                operation=pgtrigger.Update,
+                events=_changed(
+                    "e.id",
+                    "JOIN events_event e ON e.place_id = n.id",
+                    ("name", "slug", "kind", "country", "geonames_id", "latitude", "longitude"),
+                ),
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -318,6 +394,25 @@ class Event(Revisioned, DatedInterval):
             Revision(),
             ChangeLog(resource="events"),
             RequiresEvidence(column="event_id"),  # checked at commit
+            MarksPloverStale(
+                name="plover_stale_insert",
+                operation=pgtrigger.Insert,
+                events="SELECT id FROM new_rows",
+            ),
+            MarksPloverStale(
+                name="plover_stale_update",
+                operation=pgtrigger.Update,
+                events="SELECT id FROM new_rows",
+            ),
+            pgtrigger.Trigger(
+                name="plover_record_delete",
+                when=pgtrigger.After,
+                level=pgtrigger.Statement,
+                operation=pgtrigger.Delete,
+                referencing=pgtrigger.Referencing(old="old_rows"),
+                func="DELETE FROM events_ploverrecord WHERE event_id IN "
+                "(SELECT id FROM old_rows);\n    RETURN NULL;\n",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -535,3 +630,108 @@ class StatementEvent(models.Model):
 
     def __str__(self) -> str:
         return str(self.event)
+
+
+class PloverRecord(models.Model):
+    """An event's PLOVER record (one JSON Lines line, without its newline), as
+    el_plover_records() built it when the event was last refreshed. Deleted
+    with its event."""
+
+    event = models.OneToOneField(
+        Event, on_delete=models.DO_NOTHING, primary_key=True, related_name="+", db_constraint=False
+    )
+    record = models.TextField()
+
+    class Meta:
+        db_table = "events_ploverrecord"
+
+    def __str__(self) -> str:
+        return f"PLOVER record of event {self.pk}"
+
+
+class PloverStale(models.Model):
+    """A mark: the stored record of `event_id` may be out of date (written by
+    a transaction, `txid`, that changed the event or what its record repeats).
+    Marks are only ever added and deleted, never updated, so that a refresh
+    deletes exactly the marks its snapshot saw (el_plover_refresh). One mark
+    of each transaction `queues` its refresh at the commit (MARK_STALE)."""
+
+    id = models.BigAutoField(primary_key=True)
+    event_id = models.BigIntegerField(db_index=True)
+    txid = models.BigIntegerField(db_default=models.Func(function="txid_current"), db_index=True)
+    queues = models.BooleanField(default=False, db_default=False)
+
+    class Meta:
+        db_table = "events_ploverstale"
+        triggers = [
+            pgtrigger.Trigger(
+                name="refreshes_plover_records",
+                when=pgtrigger.After,
+                operation=pgtrigger.Insert,
+                timing=pgtrigger.Deferred,
+                condition=pgtrigger.Condition("NEW.queues"),
+                func=f"""
+    PERFORM set_config('el.plover_refresh_queued', '', true);
+    IF current_setting('transaction_isolation') = 'read committed' AND (
+        SELECT count(*) FROM (
+            SELECT 1 FROM events_ploverstale WHERE txid = txid_current()
+            LIMIT {PLOVER_REFRESH_AT_COMMIT + 1}
+        ) mine
+    ) <= {PLOVER_REFRESH_AT_COMMIT} THEN
+        PERFORM el_plover_refresh(txid_current(), NULL);
+    END IF;
+    RETURN NULL;
+""",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"event {self.event_id} marked stale by transaction {self.txid}"
+
+
+# What the records repeat of actors and sources: their triggers, registered
+# here (pgtrigger.register), as this app depends on theirs and not the reverse.
+pgtrigger.register(
+    MarksPloverStale(
+        name="plover_stale_update",
+        operation=pgtrigger.Update,
+        events=_changed(
+            "ep.event_id",
+            "JOIN events_eventparticipant ep ON ep.actor_id = n.id",
+            ("name", "slug", "kind", "country", "sector"),
+        ),
+    )
+)(Actor)
+_WIKIDATA_EVENTS = (
+    "SELECT ep.event_id FROM {rows} i JOIN events_eventparticipant ep ON ep.actor_id = i.actor_id "
+    "WHERE i.scheme = 'wikidata'"
+)
+pgtrigger.register(
+    MarksPloverStale(
+        name="plover_stale_insert",
+        operation=pgtrigger.Insert,
+        events=_WIKIDATA_EVENTS.format(rows="new_rows"),
+    ),
+    MarksPloverStale(
+        name="plover_stale_update",
+        operation=pgtrigger.Update,
+        events=f"{_WIKIDATA_EVENTS.format(rows='new_rows')} UNION "
+        f"{_WIKIDATA_EVENTS.format(rows='old_rows')}",
+    ),
+    MarksPloverStale(
+        name="plover_stale_delete",
+        operation=pgtrigger.Delete,
+        events=_WIKIDATA_EVENTS.format(rows="old_rows"),
+    ),
+)(ActorIdentifier)
+pgtrigger.register(
+    MarksPloverStale(
+        name="plover_stale_update",
+        operation=pgtrigger.Update,
+        events=_changed(
+            "DISTINCT v.event_id",
+            "JOIN events_evidence v ON v.source_id = n.id AND v.event_id IS NOT NULL",
+            ("sha256", "title", "publisher", "url", "language", "published_on", "annotation"),
+        ),
+    )
+)(Source)

@@ -7,8 +7,10 @@ JSON", "Information object for entities", "Information object for text",
 fields the manual invites providers to add where the ledger holds more
 (docs/plover.md lists every field and where it comes from).
 
-Export: one record per event, written by PostgreSQL (`COPY`), so it streams
-in constant memory with the event list's filters, like events/export.py.
+Export: one record per event, as stored (events.models.PloverRecord, built
+by the SQL function el_plover_records()), written by PostgreSQL (`COPY`), so
+it streams in constant memory with the event list's filters, like
+events/export.py.
 
 Import: the records are grouped by their text (one source document each),
 each group converted into an annotation (fixtures/README.md) and loaded
@@ -22,33 +24,26 @@ import datetime
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.db import connection as primary  # refreshes write
 from django.db import transaction
 from psycopg import ClientCursor
+from psycopg.abc import Buffer
 from rest_framework.utils.json import strict_constant
 
 from actors.models import Sector
 from events.documents import ANNOTATION_FORMAT, Problem, Report, import_document
 from events.models import (
     EVENT_VOCABULARY_VERSION,
-    QUAD_CLASS,
     EventType,
     ParticipantRole,
-    QuadClass,
 )
 from ledger.api.parsers import MAX_JSON_DEPTH, _contains_nul, json_depth_exceeds
 from ledger.models import COUNTRY_CODE_RE
 from ledger.routing import reading as connection  # the database this request reads
-
-# The manual's quad codes: 1 verbal cooperation ... 4 material conflict.
-QUAD_CODES = {
-    QuadClass.VERBAL_COOPERATION: 1,
-    QuadClass.MATERIAL_COOPERATION: 2,
-    QuadClass.VERBAL_CONFLICT: 3,
-    QuadClass.MATERIAL_CONFLICT: 4,
-}
 
 # A record's id is `<the first 12 hex digits of its text's sha256>:<name>`,
 # the name being the event's item in its document's annotation (its key):
@@ -69,109 +64,105 @@ LIST_ROLES = {
 # Export ---------------------------------------------------------------------
 
 
-# An entity object (the manual's "Information object for entities"), with the
-# ledger's own `key`, `kind` and `role`.
-ENTITY = (
-    "json_build_object('code', nullif(a.country, ''), 'sector', nullif(a.sector, ''), "
-    "'identifier_id', wd.value, 'identifier_text', a.name, 'key', a.slug, 'kind', a.kind, "
-    "'role', ep.role)"
-)
-
-
-def _entities(where: str) -> str:
-    """The participants of each event, as three lists of entity objects
-    (LIST_ROLES), each in the order they were added. Aggregated in one pass
-    over the participants and merged with the events, rather than looked up
-    event by event (as events/export.py does)."""
-    lists = ", ".join(
-        f"json_agg({ENTITY} ORDER BY ep.id) FILTER (WHERE ep.role IN "
-        f"({', '.join(repr(str(role)) for role in roles)})) AS {name}"
-        for name, roles in LIST_ROLES.items()
-    )
-    return (
-        f"SELECT ep.event_id, {lists} "
-        "FROM events_eventparticipant ep JOIN actors_actor a ON a.id = ep.actor_id "
-        "LEFT JOIN actors_actoridentifier wd ON wd.actor_id = a.id AND wd.scheme = 'wikidata' "
-        f"{where}GROUP BY ep.event_id"
-    )
-
-
-def _quad_code_sql() -> str:
-    cases = " ".join(f"WHEN '{t}' THEN {QUAD_CODES[q]}" for t, q in QUAD_CLASS.items())
-    return f"CASE e.type {cases} END"
+# Unfiltered exports read records in blocks of ids, each block one row of the
+# COPY (its records joined by newlines): a row costs the client about as much
+# as a block does, and a block is a thousand records.
+EXPORT_BLOCK = 1000
 
 
 def export_query(
     ids_sql: str | None, ids_params, *, id_range: tuple[int, int] | None = None
 ) -> str:
     """The COPY statement writing the PLOVER record of each event whose id
-    `ids_sql` selects (every event when None), one line each, in id order;
-    `id_range` (inclusive) narrows it to a slice of ids.
+    `ids_sql` selects (every event when None), in id order; `id_range`
+    (inclusive) narrows it to a slice of ids. Its output is read with
+    `export_lines`.
 
-    The record's document is the source of its evidence whose text has the
-    smallest sha256 (the first, for the usual event citing one document);
-    its passages there are `text_info` and `event_text`, and passages in
-    other documents `other_evidence`."""
+    Each record is read as stored (events.models.PloverRecord), or built as
+    it is read (el_plover_records(), the one home of its form) when the
+    event's stored record is missing or marked stale: the export is as
+    current as its snapshot, whatever is left to refresh. An event without a
+    record (no evidence) is left out."""
     connection.ensure_connection()
-    conditions = []
+    record = "coalesce(r.record, (SELECT b.record FROM el_plover_records(ARRAY[e.id]) b))"
+    events = (
+        "FROM events_event e LEFT JOIN events_ploverrecord r ON r.event_id = e.id "
+        "AND r.event_id NOT IN (SELECT m.event_id FROM events_ploverstale m) "
+    )
     if ids_sql is not None:
         with ClientCursor(connection.connection) as cursor:
-            conditions.append(f"IN ({cursor.mogrify(ids_sql, ids_params)})")
-    if id_range is not None:
-        conditions.append(f"BETWEEN {int(id_range[0])} AND {int(id_range[1])}")
-
-    def where(column: str) -> str:
-        return f"WHERE {' AND '.join(f'{column} {c}' for c in conditions)} " if conditions else ""
-
-    record = (
-        "json_build_object("
-        f"'id', left(s.sha256, {ID_DIGEST_LENGTH}) || ':' || coalesce(nm.name, 'event-' || e.id), "
-        "'date', e.date_start, 'enddate', e.date_end, 'date_precision', e.date_precision, "
-        "'actor', coalesce(pa.actor, '[]'::json), 'recipient', coalesce(pa.recipient, "
-        "'[]'::json), 'mediator', coalesce(pa.mediator, '[]'::json), "
-        "'event', json_build_array(e.type), "
-        f"'quad_code', {_quad_code_sql()}, "
-        "'mode', CASE WHEN e.mode = '' THEN '[]'::json ELSE json_build_array(e.mode) END, "
-        "'context', to_json(e.context), "
-        "'status', e.status, 'title', e.title, 'summary', e.summary, "
-        "'event_loc', CASE WHEN p.id IS NULL AND e.place_text = '' THEN NULL "
-        "ELSE json_build_object('extracted_place', nullif(e.place_text, ''), "
-        "'resolved_place', p.name, 'key', p.slug, 'kind', p.kind, "
-        "'country_code', nullif(p.country, ''), 'geonameid', p.geonames_id, "
-        "'lat', p.latitude, 'lon', p.longitude) END, "
-        "'event_text', ev.quotes, 'text_info', ev.spans, "
-        "'other_evidence', coalesce(ev.others, '[]'::json), "
-        "'text', s.text, "
-        "'cite_info', json_build_object('citation', 'sha256:' || s.sha256, "
-        "'title', s.title, 'publication', s.publisher, 'url', s.url, "
-        "'language', s.language, 'published_on', s.published_on, "
-        "'codebook', e.vocabulary_version))::text"
-    )
-    query = (
-        f"SELECT {record} FROM events_event e "
-        "LEFT JOIN events_place p ON p.id = e.place_id "
-        # The event's evidence, read once: the passages in its document (the
-        # source with the smallest sha256) and those in others.
-        "JOIN (SELECT x.event_id, min(x.source_id) FILTER (WHERE x.first) AS source_id, "
-        'json_agg(x.quote ORDER BY x.start, x."end", x.id) FILTER (WHERE x.first) AS quotes, '
-        "json_agg(json_build_object('start', x.start, 'end', x.\"end\") "
-        'ORDER BY x.start, x."end", x.id) FILTER (WHERE x.first) AS spans, '
-        "json_agg(json_build_object('citation', 'sha256:' || x.sha256, 'start', x.start, "
-        "'end', x.\"end\", 'quote', x.quote) ORDER BY x.sha256, x.start, x.\"end\", x.id) "
-        "FILTER (WHERE NOT x.first) AS others "
-        'FROM (SELECT v.id, v.event_id, v.source_id, v.start, v."end", v.quote, vs.sha256, '
-        "vs.sha256 = min(vs.sha256) OVER (PARTITION BY v.event_id) AS first "
-        "FROM events_evidence v JOIN events_source vs ON vs.id = v.source_id "
-        f"{where('v.event_id')}) x GROUP BY x.event_id) ev ON ev.event_id = e.id "
-        "JOIN events_source s ON s.id = ev.source_id "
-        f"LEFT JOIN ({_entities(where('ep.event_id'))}) pa ON pa.event_id = e.id "
-        "LEFT JOIN LATERAL (SELECT r.key AS name "
-        "FROM jsonb_each(s.annotation -> 'records' -> 'events') r "
-        "WHERE r.value = to_jsonb(e.id) LIMIT 1) nm ON true "
-        f"{where('e.id')}ORDER BY e.id"
-    )
-    # CSV with a quote and delimiter JSON never holds unescaped: the text as it is.
+            ids = cursor.mogrify(ids_sql, ids_params)
+        conditions = f"e.id IN ({ids})"
+        if id_range is not None:
+            conditions += f" AND e.id BETWEEN {int(id_range[0])} AND {int(id_range[1])}"
+        query = f"SELECT {record} {events}WHERE {conditions} ORDER BY e.id"
+    else:
+        if id_range is not None:
+            low, high = str(int(id_range[0])), str(int(id_range[1]))
+        else:
+            low, high = "(SELECT min(id) FROM events_event)", "(SELECT max(id) FROM events_event)"
+        query = (
+            f"SELECT (SELECT string_agg({record} || E'\\n', '' ORDER BY e.id) {events}"
+            f"WHERE e.id BETWEEN g AND least(g + {EXPORT_BLOCK - 1}, {high})) "
+            f"FROM generate_series({low}, {high}, {EXPORT_BLOCK}) g"
+        )
+    # CSV with a quote and delimiter JSON never holds unescaped: the text as it
+    # is, a block (holding newlines) quoted.
     return f"COPY ({query}) TO STDOUT (FORMAT csv, QUOTE E'\\x01', DELIMITER E'\\x02')"
+
+
+def export_lines(row: Buffer) -> Buffer:
+    """A row of `export_query`'s COPY as JSON Lines (a view of it, not a
+    copy): a block (its lines end with a newline) unquoted; an empty block or
+    an event without a record (an empty row) left out."""
+    if row[:1] == b"\x01":
+        return row[1:-2]
+    if row == b"\n":
+        return row[:0]
+    return row
+
+
+def refresh_records(
+    *, rebuild: bool = False, batch: int = 5_000, progress: Callable[[int], None] | None = None
+) -> int:
+    """Store the PLOVER record of every event marked stale or without one (with
+    `rebuild`, of every event: after a migration changed the form), `batch`
+    events a transaction, each under the refresh lock; returns how many were
+    built. What a write leaves marked (events.models, "Stored PLOVER records")
+    is refreshed here; the export is correct without it, only slower."""
+    done = 0
+
+    def step(sql: str, params: list) -> int:
+        nonlocal done
+        with transaction.atomic(), primary.cursor() as cursor:
+            cursor.execute("SET LOCAL statement_timeout = 0")
+            cursor.execute(sql, params)
+            (count,) = cursor.fetchone()
+        done += count
+        if progress is not None and count:
+            progress(done)
+        return count
+
+    while step("SELECT el_plover_refresh(NULL, %s)", [batch]):
+        pass
+    missing = (
+        ""
+        if rebuild
+        else ("AND NOT EXISTS (SELECT 1 FROM events_ploverrecord r WHERE r.event_id = e.id) ")
+    )
+    last = 0
+    while True:
+        with primary.cursor() as cursor:
+            cursor.execute(
+                f"SELECT array(SELECT e.id FROM events_event e WHERE e.id > %s {missing}"
+                "ORDER BY e.id LIMIT %s)",
+                [last, batch],
+            )
+            (ids,) = cursor.fetchone()
+        if not ids:
+            return done
+        step("SELECT el_plover_store(%s)", [ids])
+        last = ids[-1]
 
 
 # Import ---------------------------------------------------------------------

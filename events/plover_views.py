@@ -14,7 +14,7 @@ from rest_framework.views import APIView
 
 from events.export import slices as export_slices
 from events.export import stream, stream_in_parallel
-from events.plover import PloverReport, export_query, import_plover
+from events.plover import PloverReport, export_lines, export_query, import_plover
 from events.serializers import (
     DocumentAdditionSerializer,
     DocumentMatchSerializer,
@@ -82,12 +82,13 @@ class PloverExportView(EventExportView):
     def chunks(self, request, parts):
         ranges = export_slices(bool(parts))
         if ranges:
-            return stream_in_parallel([export_query(None, (), id_range=ids) for ids in ranges])
+            queries = [export_query(None, (), id_range=ids) for ids in ranges]
+            return stream_in_parallel(queries, export_lines)
         ids_sql, ids_params = None, []
         if parts:
             ids_sql = " UNION ".join(f"SELECT k.id FROM ({sql}) k" for sql, _ in parts)
             ids_params = [param for _, params in parts for param in params]
-        return stream(export_query(ids_sql, ids_params))
+        return stream(export_query(ids_sql, ids_params), export_lines)
 
 
 class PloverParser(BaseParser):

@@ -5,6 +5,7 @@ import io
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connection
 from django.db.models import Count
 
 from actors.models import Actor
@@ -38,6 +39,19 @@ def test_sizes_and_shapes(synthetic):
     assert len(per_event) == 300
     assert Evidence.objects.filter(event__isnull=False).count() == 300
     assert Evidence.objects.filter(statement__isnull=False).count() == 60
+
+
+def test_every_event_gets_its_stored_plover_record(synthetic):
+    """The loader writes no marks; the command stores every record after it."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*), count(*) FILTER (WHERE b.record IS DISTINCT FROM r.record) "
+            "FROM el_plover_records(ARRAY(SELECT id FROM events_event)) b "
+            "FULL JOIN events_ploverrecord r ON r.event_id = b.event_id"
+        )
+        assert cursor.fetchone() == (300, 0)
+        cursor.execute("SELECT count(*) FROM events_ploverstale")
+        assert cursor.fetchone() == (0,)
 
 
 def test_every_quote_is_the_source_text_at_its_offsets(synthetic):

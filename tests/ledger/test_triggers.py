@@ -66,7 +66,8 @@ def test_no_trigger_on_the_application_tables_is_outside_pgtrigger():
     installed = {(table, name) for table, name, _, _ in installed_triggers()}
     assert installed == expected
     # The hand-written functions they replaced are gone; the feed's commit
-    # sequence, which the bulk loader also calls, stays, and CommitSeq's condition.
+    # sequence, which the bulk loader also calls, stays, and CommitSeq's condition;
+    # the stored PLOVER records' builder and refresh (events/migrations/0021).
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT proname FROM pg_proc WHERE proname ~ '^(el|events|actors)_' ORDER BY 1"
@@ -74,6 +75,10 @@ def test_no_trigger_on_the_application_tables_is_outside_pgtrigger():
         assert [name for (name,) in cursor.fetchall()] == [
             "el_feed_commit_seq",
             "el_feed_numbering_queued",
+            "el_plover_records",
+            "el_plover_refresh",
+            "el_plover_refresh_queued",
+            "el_plover_store",
         ]
 
 
@@ -100,10 +105,16 @@ def test_every_revisioned_model_is_a_resource():
 def test_the_triggers_fire_in_the_order_they_did():
     """Before the row is written, its revision is numbered first (then, for a
     source, the guard sets the digest); after it, the feed entry and the
-    parent's revision come before the history snapshot."""
+    parent's revision come before the history snapshot. (Statement-level
+    triggers, which mark stored PLOVER records stale, fire after all of them,
+    whatever their names.)"""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT tgname FROM pg_trigger WHERE NOT tgisinternal AND tgtype & 1 = 0")
+        statement_level = {name for (name,) in cursor.fetchall()}
     order: dict[tuple[str, bool], list[str]] = {}
     for table, name, before, constraint in installed_triggers():
-        if not constraint:  # constraint triggers run at commit
+        # Constraint triggers run at commit.
+        if not constraint and name not in statement_level:
             # pgtrigger_<name>_<hash>
             order.setdefault((table, before), []).append(
                 re.sub(r"^pgtrigger_|_[0-9a-f]{5}$", "", name)
