@@ -404,14 +404,13 @@ class Event(Revisioned, DatedInterval):
                 operation=pgtrigger.Update,
                 events="SELECT id FROM new_rows",
             ),
-            pgtrigger.Trigger(
-                name="plover_record_delete",
-                when=pgtrigger.After,
-                level=pgtrigger.Statement,
+            # Its record is deleted by the refresh (as every write to the stored
+            # records is, under the lock), not here: a delete that took the
+            # record's row lock before that lock could deadlock with a refresh.
+            MarksPloverStale(
+                name="plover_stale_delete",
                 operation=pgtrigger.Delete,
-                referencing=pgtrigger.Referencing(old="old_rows"),
-                func="DELETE FROM events_ploverrecord WHERE event_id IN "
-                "(SELECT id FROM old_rows);\n    RETURN NULL;\n",
+                events="SELECT id FROM old_rows",
             ),
         ]
 
@@ -635,7 +634,8 @@ class StatementEvent(models.Model):
 class PloverRecord(models.Model):
     """An event's PLOVER record (one JSON Lines line, without its newline), as
     el_plover_records() built it when the event was last refreshed. Deleted
-    with its event."""
+    by the refresh that follows its event's delete; until then the export,
+    which reads events, does not see it."""
 
     event = models.OneToOneField(
         Event, on_delete=models.DO_NOTHING, primary_key=True, related_name="+", db_constraint=False

@@ -123,7 +123,7 @@ def export_lines(row: Buffer) -> Buffer:
 
 
 def refresh_records(
-    *, rebuild: bool = False, batch: int = 5_000, progress: Callable[[int], None] | None = None
+    *, rebuild: bool = False, batch: int = 1_000, progress: Callable[[int], None] | None = None
 ) -> int:
     """Store the PLOVER record of every event marked stale or without one (with
     `rebuild`, of every event: after a migration changed the form), `batch`

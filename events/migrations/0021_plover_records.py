@@ -245,13 +245,13 @@ class Migration(migrations.Migration):
         pgtrigger.migrations.AddTrigger(
             model_name="event",
             trigger=pgtrigger.compiler.Trigger(
-                name="plover_record_delete",
+                name="plover_stale_delete",
                 sql=pgtrigger.compiler.UpsertTriggerSql(
-                    func="DELETE FROM events_ploverrecord WHERE event_id IN (SELECT id FROM old_rows);\n    RETURN NULL;\n",
-                    hash="e7d86fe5a4f9bef4f827d331b9e0dea473b33f03",
+                    func="\n    INSERT INTO events_ploverstale (event_id) SELECT id FROM old_rows;\n    IF FOUND AND el_plover_refresh_queued() THEN\n        INSERT INTO events_ploverstale (event_id, queues)\n        SELECT m.event_id, true FROM events_ploverstale m WHERE m.txid = txid_current() LIMIT 1;\n    END IF;\n    RETURN NULL;\n",
+                    hash="5d144c0ac092b25a68db217bdf35ccc41ba2c327",
                     level="STATEMENT",
                     operation="DELETE",
-                    pgid="pgtrigger_plover_record_delete_18469",
+                    pgid="pgtrigger_plover_stale_delete_f9f34",
                     referencing="REFERENCING OLD TABLE AS old_rows ",
                     table="events_event",
                     when="AFTER",

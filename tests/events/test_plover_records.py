@@ -264,3 +264,54 @@ def test_records_stay_current_under_random_writes(seeded_store, api, capsys):
             assert_current(api)
 
     example()
+
+
+def test_concurrent_renames_and_deletes_all_commit(seeded_store, api):
+    """An actor renamed while one of its events is deleted, at the same moment,
+    five times: both writes commit (no deadlock between the delete and the
+    refresh of the rename) and the records are current after."""
+    import threading
+
+    from django.db import connections
+
+    source = Source.objects.get()
+    span = span_for_quote(source=source, quote="Armenia is facing")
+    with transaction.atomic():
+        actor = actor_create(slug="busy", name="Busy", kind="group")
+    for round_ in range(5):
+        with transaction.atomic():
+            event = event_create(
+                type="CONSULT",
+                title=f"Doomed {round_}",
+                participants=[(actor, "initiator")],
+                evidence=[span],
+                date_end=source.published_on,
+                date_precision="unknown",
+            )
+        barrier = threading.Barrier(2)
+        errors: list[BaseException] = []
+
+        def run(write, barrier=barrier, errors=errors):
+            try:
+                barrier.wait()
+                with transaction.atomic():
+                    write()
+            except BaseException as exc:  # reported below
+                errors.append(exc)
+            finally:
+                connections.close_all()
+
+        def rename(n=round_):
+            actor_update(actor=Actor.objects.get(pk=actor.pk), fields={"name": f"Busy {n}"})
+
+        def delete(pk=event.pk):
+            event_delete(event=Event.objects.get(pk=pk))
+
+        threads = [threading.Thread(target=run, args=(w,)) for w in (rename, delete)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        assert not Event.objects.filter(pk=event.pk).exists()
+        assert_current(api)

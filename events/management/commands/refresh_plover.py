@@ -17,7 +17,13 @@ class Command(BaseCommand):
             action="store_true",
             help="Build every event's record again (after a migration changed their form).",
         )
-        parser.add_argument("--batch", type=int, default=5_000, help="Events per transaction.")
+        parser.add_argument(
+            "--batch",
+            type=int,
+            default=1_000,
+            help="Events per transaction (each holds the lock every commit takes: about "
+            "0.1 s per 1,000 events).",
+        )
 
     def handle(self, *args, rebuild: bool, batch: int, **options):
         if batch < 1:
