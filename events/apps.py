@@ -35,6 +35,7 @@ class EventsConfig(AppConfig):
                     cited("event_id"),
                 ),
                 refs={"place": models.Place},
+                derived=(models.PloverRecord, models.PloverStale),
             )
         )
         register(

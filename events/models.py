@@ -49,14 +49,14 @@ DERIVED = ("date_sort", "search_vector")  # generated columns, not history
 # here rather than building it: building one costs PostgreSQL about 45 µs
 # (its participants' entities, its evidence, its document's text), reading one
 # about 5. A record is built by the SQL function el_plover_records(ids), the
-# one home of the record's form (events/migrations/0020_plover_records.py).
+# one home of the record's form (events/migrations/0021_plover_records.py).
 #
 # Every write that changes what a record holds marks its event stale in the
 # same transaction (the MarksPloverStale triggers below): the event itself,
 # its participants and evidence (which touch the event), an actor's or
 # place's fields the record repeats, an actor's Wikidata id, a source's
 # citation or annotation. At the commit a transaction rebuilds the records it
-# marked (RefreshesPloverRecords), when they are few; more (a merge, a rename
+# marked (PloverStale's trigger), when they are few; more (a merge, a rename
 # of a busy actor) are left marked for `manage.py refresh_plover`. Until then
 # the export builds a marked or missing record as it reads it, so it is
 # always current: stored records only make it faster.

@@ -47,6 +47,9 @@ class Resource:
     children: tuple[Child, ...] = ()
     # Foreign keys the representation shows as nested records: field -> model.
     refs: Mapping[str, type[models.Model]] = field(default_factory=dict)
+    # Tables computed from the resource's data and kept by the database (the
+    # events' stored PLOVER records): not data, so no history, no roles.
+    derived: tuple[type[models.Model], ...] = ()
 
 
 _resources: dict[str, Resource] = {}
@@ -123,6 +126,11 @@ def refs(model: type[models.Model]) -> Mapping[str, type[models.Model]]:
             if child.model is model:
                 return child.refs
     return {}
+
+
+def derived_models() -> list[type[models.Model]]:
+    """The models computed from the resources' data (`Resource.derived`)."""
+    return [model for resource in resources() for model in resource.derived]
 
 
 def data_models() -> list[type[models.Model]]:
